@@ -1,0 +1,24 @@
+# The README's two commands: `make demo` and `make test`. Both install first (idempotent).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.pudet-installed
+DEMO_OUT ?= output/demo
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+# re-run only when what the install depends on changes: a second `make install` is a no-op
+$(STAMP): tools/install.sh setup.py constraints.txt
+	PYTHON=$(PYTHON) tools/install.sh $(VENV)
+	touch $(STAMP)
+
+demo: install
+	$(PY) projects/WildDigits/run_demo.py --output-dir $(DEMO_OUT)
+
+test: install
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) output

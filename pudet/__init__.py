@@ -1,0 +1,9 @@
+"""pudet: positive-unlabeled data purification in the wild for object detection, on detectron2."""
+from . import compat
+
+compat.apply()
+
+from .config import add_pudet_config  # noqa: E402
+
+__all__ = ["add_pudet_config", "compat"]
+__version__ = "0.1.0"

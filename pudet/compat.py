@@ -1,0 +1,127 @@
+"""Makes every supported detectron2 build importable and correct, without touching site-packages.
+
+Supported builds:
+
+* an official detectron2 (git source or a prebuilt wheel) with its compiled extension ``detectron2._C``;
+* the registry's ``pb1-detectron2==0.6`` source release (upstream v0.6, Python files identical) built
+  without the extension, because the release lacks ``detectron2/layers/csrc``.
+
+For the second, ``detectron2._C`` is replaced in ``sys.modules`` by a stand-in module, so that the
+modules importing it at import time (deformable conv, rotated boxes, ROIAlignRotated, the fast COCO
+evaluator) import; any use of a compiled op raises :class:`MissingCompiledOpError` naming the op.
+Faster R-CNN FPN needs none of them (NMS and ROIAlign come from torchvision). COCO evaluation then
+uses pycocotools' Python implementation: see :func:`coco_evaluator`.
+
+``python -m pudet.compat`` prints the detectron2 variant, the torch/torchvision versions and whether
+CUDA is available.
+"""
+import importlib.metadata
+import importlib.util
+import logging
+import sys
+import types
+
+__all__ = [
+    "MissingCompiledOpError",
+    "apply",
+    "has_compiled_ops",
+    "detectron2_variant",
+    "coco_evaluator",
+    "environment_rows",
+]
+
+logger = logging.getLogger(__name__)
+
+_STANDIN_NAME = "detectron2._C"
+
+
+class MissingCompiledOpError(RuntimeError):
+    """A detectron2 op that needs the compiled extension was called on a build without it."""
+
+
+class _MissingCompiledOps(types.ModuleType):
+    """Stand-in for ``detectron2._C``: importable, and every op lookup fails with a clear message."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise MissingCompiledOpError(
+            f"detectron2 op '{name}' needs detectron2's compiled extension (detectron2._C), which this "
+            f"build lacks ({detectron2_variant()}). Faster R-CNN FPN and pudet do not need it; "
+            "for deformable convolution, rotated boxes, ROIAlignRotated or the fast COCO evaluator, "
+            "install an official detectron2 build. For COCOEvaluator pass use_fast_impl=False."
+        )
+
+
+def has_compiled_ops() -> bool:
+    """Whether the installed detectron2 has its real compiled extension."""
+    module = sys.modules.get(_STANDIN_NAME)
+    if module is not None:
+        # not isinstance: ``python -m pudet.compat`` runs a second copy of this module
+        return not module.__dict__.get("__pudet_standin__", False)
+    return importlib.util.find_spec(_STANDIN_NAME) is not None
+
+
+def detectron2_variant() -> str:
+    """A one-line description of the installed detectron2 build."""
+    import detectron2
+
+    dists = importlib.metadata.packages_distributions().get("detectron2", [])
+    origin = dists[0] if dists else f"source tree at {detectron2.__path__[0]}"
+    ops = "with compiled ops" if has_compiled_ops() else "without compiled ops (pudet.compat stand-in)"
+    return f"detectron2 {detectron2.__version__} from {origin}, {ops}"
+
+
+def _patch_pillow():
+    # detectron2 v0.6 uses Image.LINEAR, removed in Pillow 10 (an alias of BILINEAR before).
+    from PIL import Image
+
+    if "LINEAR" not in vars(Image):
+        Image.LINEAR = Image.BILINEAR
+
+
+def apply() -> None:
+    """Install the stand-ins this detectron2 build needs. Idempotent; ``import pudet`` calls it."""
+    import detectron2
+
+    if not has_compiled_ops() and _STANDIN_NAME not in sys.modules:
+        standin = _MissingCompiledOps(_STANDIN_NAME, "pudet.compat stand-in for detectron2._C")
+        standin.__pudet_standin__ = True
+        sys.modules[_STANDIN_NAME] = standin
+        detectron2._C = standin
+        logger.debug("detectron2._C is missing: installed the pudet.compat stand-in")
+    _patch_pillow()
+
+
+def coco_evaluator(dataset_name, output_dir=None, **kwargs):
+    """detectron2's ``COCOEvaluator``, with the fast (compiled) implementation only where it exists."""
+    from detectron2.evaluation import COCOEvaluator
+
+    kwargs.setdefault("use_fast_impl", has_compiled_ops())
+    return COCOEvaluator(dataset_name, output_dir=output_dir, **kwargs)
+
+
+def environment_rows():
+    """(name, value) rows describing the detectron2/torch environment."""
+    import torch
+    import torchvision
+
+    cuda = torch.cuda.is_available()
+    return [
+        ("detectron2", detectron2_variant()),
+        ("compiled ops (detectron2._C)", "yes" if has_compiled_ops() else "no"),
+        ("torch", torch.__version__),
+        ("torchvision", torchvision.__version__),
+        ("CUDA available", f"yes ({torch.cuda.device_count()} GPU)" if cuda else "no"),
+    ]
+
+
+def main():
+    from tabulate import tabulate
+
+    apply()
+    print(tabulate(environment_rows(), tablefmt="plain"))
+
+
+if __name__ == "__main__":
+    main()

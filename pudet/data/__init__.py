@@ -1,0 +1,3 @@
+from .datasets import register_datasets
+
+__all__ = ["register_datasets"]

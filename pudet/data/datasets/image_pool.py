@@ -1,0 +1,121 @@
+"""Unlabeled image pools "in the wild": any folder of images (e.g. ImageNet's train folder, 1.28M files
+in class subfolders) or a list file, registered as a detectron2 dataset of file names.
+
+Registration opens no image and lists no folder: the listing happens when the dataset is first loaded,
+and is cached (one text file per folder, under ``cache_dir``) so later loads, in this process or
+another, skip the walk. The cache is keyed by the folder's absolute path; pass ``refresh=True`` after
+the folder's content changed. Image sizes are read when an image is loaded (detectron2's mappers fill
+``height``/``width`` then).
+
+Dataset dicts: ``{"file_name": absolute path, "image_id": index in the sorted listing}``.
+"""
+import hashlib
+import json
+import logging
+import os
+from typing import List
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "default_cache_dir",
+    "list_pool_images",
+    "load_image_pool",
+    "register_image_pool",
+    "register_builtin_pools",
+]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif")
+_CACHE_VERSION = 1
+
+
+def default_cache_dir() -> str:
+    """``$PUDET_CACHE/pool_listings`` (``~/.cache/pudet/pool_listings`` when unset)."""
+    return os.path.join(os.path.expanduser(os.getenv("PUDET_CACHE", "~/.cache/pudet")), "pool_listings")
+
+
+def _walk_images(root: str) -> List[str]:
+    """Image files under ``root`` (any depth, symlinks followed), as sorted relative paths."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, root)
+        for name in sorted(filenames):
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
+                found.append(name if rel == "." else os.path.join(rel, name))
+    return found
+
+
+def _read_list_file(list_file: str) -> List[str]:
+    """Absolute paths from a list file: one path per line, relative ones against the file's folder;
+    blank lines and lines starting with '#' are skipped."""
+    base = os.path.dirname(os.path.abspath(list_file))
+    with open(list_file) as f:
+        lines = [line.strip() for line in f]
+    return [os.path.normpath(os.path.join(base, p)) for p in lines if p and not p.startswith("#")]
+
+
+def list_pool_images(root_or_list_file: str, *, cache_dir: str = None, refresh: bool = False) -> List[str]:
+    """Absolute paths of the pool's images, in a stable (sorted) order; a folder's listing is cached."""
+    source = os.path.abspath(os.path.expanduser(root_or_list_file))
+    if os.path.isfile(source):
+        return _read_list_file(source)
+    if not os.path.isdir(source):
+        raise FileNotFoundError(f"image pool '{root_or_list_file}' is neither a folder nor a list file")
+    cache_dir = cache_dir or default_cache_dir()
+    cache_file = os.path.join(cache_dir, hashlib.sha1(source.encode()).hexdigest()[:16] + ".txt")
+    header = {"version": _CACHE_VERSION, "root": source, "extensions": list(IMAGE_EXTENSIONS)}
+    if not refresh and os.path.isfile(cache_file):
+        with open(cache_file) as f:
+            cached_header = json.loads(f.readline())
+            if cached_header == header:
+                rel = f.read().splitlines()
+                logger.info(f"Image pool {source}: {len(rel)} images (cached listing {cache_file})")
+                return [os.path.join(source, p) for p in rel]
+    logger.info(f"Listing image pool {source} ...")
+    rel = _walk_images(source)
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = f"{cache_file}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(header) + "\n")
+        f.writelines(p + "\n" for p in rel)
+    os.replace(tmp, cache_file)
+    logger.info(f"Image pool {source}: {len(rel)} images (listing cached in {cache_file})")
+    return [os.path.join(source, p) for p in rel]
+
+
+def load_image_pool(root_or_list_file: str, *, cache_dir: str = None, refresh: bool = False) -> List[dict]:
+    """The pool as detectron2 dataset dicts (file name and image id only)."""
+    paths = list_pool_images(root_or_list_file, cache_dir=cache_dir, refresh=refresh)
+    if not paths:
+        raise ValueError(f"image pool '{root_or_list_file}' holds no image (extensions {IMAGE_EXTENSIONS})")
+    return [{"file_name": p, "image_id": i} for i, p in enumerate(paths)]
+
+
+def register_image_pool(name: str, root_or_list_file: str, *, cache_dir: str = None, refresh: bool = False,
+                        **metadata) -> str:
+    """Registers an unlabeled image pool under ``name`` (lazily: nothing is read until it is loaded).
+
+    Registering the same source under the same name again is a no-op; another source under a name
+    already taken is an error. Extra keyword arguments go to the dataset's metadata.
+    """
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    source = os.path.abspath(os.path.expanduser(root_or_list_file))
+    if name in DatasetCatalog.list():
+        if MetadataCatalog.get(name).get("pool_source", None) != source:
+            raise ValueError(f"dataset '{name}' is already registered (not as the image pool {source})")
+        return name
+    DatasetCatalog.register(
+        name, lambda: load_image_pool(source, cache_dir=cache_dir, refresh=refresh)
+    )
+    MetadataCatalog.get(name).set(pool_source=source, evaluator_type="unlabeled", **metadata)
+    return name
+
+
+def register_builtin_pools(root: str = None) -> None:
+    """Registers the pools named like detectron2's builtin datasets, under ``$DETECTRON2_DATASETS``:
+    ``imagenet_2012_train_unlabeled`` = ``imagenet/train`` (class subfolders of JPEGs)."""
+    root = os.path.expanduser(root or os.getenv("DETECTRON2_DATASETS", "datasets"))
+    register_image_pool("imagenet_2012_train_unlabeled", os.path.join(root, "imagenet", "train"))

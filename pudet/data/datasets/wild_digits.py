@@ -1,0 +1,355 @@
+"""The built-in wild-digits benchmark: a miniature of COCO (labeled) + ImageNet (unlabeled, in the wild).
+
+Built deterministically from scikit-learn's bundled handwritten digits (1797 8x8 glyphs), so it needs
+no download. Every scene is a textured, noisy canvas with digits drawn at random sizes, rotations and
+contrasts, plus clutter (scribbles, rings, bars, blobs). The digit classes are split into *known*
+classes (the detector's categories) and *unknown* ones (things it was never taught).
+
+Splits, registered as ``{prefix}_train``, ``{prefix}_pool`` and ``{prefix}_val``:
+
+* ``train`` (the labeled set L, the COCO train2017 analogue): positive scenes, every known digit boxed;
+  they may also hold unknown digits and clutter, unlabeled, as COCO images hold unlabeled things;
+* ``pool`` (the unlabeled pool U, the ImageNet analogue): a fraction ``pos_fraction`` of positive scenes,
+  the rest negative scenes holding only unknown digits and clutter. It is registered as an unlabeled
+  image pool (file names only). Its hidden truth (which images are positive, the boxes of their known
+  digits) is in ``pool_truth.json``, read only by evaluation code (``metadata.truth_json``);
+* ``val`` (the val2017 analogue): positive scenes drawn from glyphs that L and U never use.
+
+Files, under ``root/<seed and hash of the spec>/``: ``train/``, ``pool/``, ``val/`` (JPEG images),
+``train.json``, ``val.json``, ``pool_truth.json`` (COCO format) and ``spec.json``, written last: a
+folder with ``spec.json`` is complete (it is built under a temporary name and renamed).
+"""
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+
+__all__ = ["WildDigitsSpec", "build_wild_digits", "register_wild_digits", "default_root"]
+
+logger = logging.getLogger(__name__)
+
+_SPLIT_IDS = {"train": 1, "pool": 2, "val": 3}
+_FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class WildDigitsSpec:
+    """Everything that determines the benchmark's content (the same spec gives the same files)."""
+
+    seed: int = 0
+    image_size: int = 128
+    num_labeled: int = 400
+    num_pool: int = 4000
+    num_val: int = 300
+    pos_fraction: float = 0.25
+    known_classes: Tuple[int, ...] = (0, 1, 2, 3, 4)
+    # objects per scene (inclusive ranges) and digit height in pixels
+    known_per_scene: Tuple[int, int] = (1, 5)
+    unknown_per_scene: Tuple[int, int] = (1, 4)
+    clutter_per_scene: Tuple[int, int] = (1, 4)
+    digit_size: Tuple[int, int] = (10, 40)
+
+    def __post_init__(self):
+        known = tuple(int(c) for c in self.known_classes)
+        object.__setattr__(self, "known_classes", known)
+        if not known or len(set(known)) != len(known) or not set(known) <= set(range(10)):
+            raise ValueError(f"known_classes must be distinct digits 0-9, got {self.known_classes}")
+        if len(known) == 10:
+            raise ValueError("known_classes must leave at least one unknown digit class")
+        if not 0.0 < self.pos_fraction <= 1.0:
+            raise ValueError(f"pos_fraction must lie in (0, 1], got {self.pos_fraction}")
+        if self.image_size < 32:
+            raise ValueError(f"image_size must be at least 32, got {self.image_size}")
+        for name in ("num_labeled", "num_pool", "num_val"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        lo, hi = self.digit_size
+        if not 6 <= lo <= hi <= self.image_size // 2:
+            raise ValueError(f"digit_size {self.digit_size} must satisfy 6 <= lo <= hi <= image_size / 2")
+
+    @classmethod
+    def from_config(cls, cfg) -> "WildDigitsSpec":
+        c = cfg.WILD_DIGITS
+        return cls(
+            seed=c.SEED,
+            image_size=c.IMAGE_SIZE,
+            num_labeled=c.NUM_LABELED,
+            num_pool=c.NUM_POOL,
+            num_val=c.NUM_VAL,
+            pos_fraction=c.POS_FRACTION,
+            known_classes=tuple(c.KNOWN_CLASSES),
+        )
+
+    @property
+    def unknown_classes(self) -> Tuple[int, ...]:
+        return tuple(c for c in range(10) if c not in self.known_classes)
+
+    @property
+    def thing_classes(self) -> List[str]:
+        return [f"digit {c}" for c in self.known_classes]
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def key(self) -> str:
+        """Folder name: the seed plus a hash of the whole spec and the format version."""
+        blob = json.dumps({"spec": self.to_dict(), "format": _FORMAT_VERSION}, sort_keys=True)
+        return f"seed{self.seed}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+
+def default_root() -> str:
+    """``$DETECTRON2_DATASETS/wild_digits`` (``datasets/wild_digits`` when the variable is unset)."""
+    return os.path.join(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")), "wild_digits")
+
+
+def _glyphs():
+    """The 1797 digit glyphs as float32 (N, 8, 8) in [0, 1], their labels, and a fixed half split."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)
+    labels = digits.target.astype(np.int64)
+    # glyphs for L and U vs glyphs for val: val measures unseen handwriting
+    held_out = np.zeros(len(labels), dtype=bool)
+    held_out[np.random.default_rng(12345).permutation(len(labels))[: len(labels) // 3]] = True
+    return images, labels, held_out
+
+
+class _SceneRenderer:
+    """Draws one scene from its own random generator (so each image depends only on its index)."""
+
+    def __init__(self, spec: WildDigitsSpec, images, labels, glyph_mask):
+        self.spec = spec
+        self.images = images
+        self.by_class = {c: np.flatnonzero((labels == c) & glyph_mask) for c in range(10)}
+
+    def background(self, rng):
+        s = self.spec.image_size
+        base = rng.uniform(40, 215)
+        coarse = rng.normal(0, 1, size=(4, 4)).astype(np.float32)
+        texture = cv2.resize(coarse, (s, s), interpolation=cv2.INTER_CUBIC) * rng.uniform(8, 30)
+        fine = cv2.GaussianBlur(rng.normal(0, 1, size=(s, s)).astype(np.float32), (0, 0), 1.5)
+        img = base + texture + fine * rng.uniform(5, 20)
+        tint = rng.uniform(-15, 15, size=3)
+        return np.clip(img[..., None] + tint, 0, 255).astype(np.float32)
+
+    def _stroke_colour(self, rng, img, polarity):
+        contrast = rng.uniform(45, 160)
+        level = float(img.mean()) + polarity * contrast
+        return np.clip(level + rng.uniform(-10, 10, size=3), 0, 255)
+
+    def _blend(self, img, alpha, colour):
+        a = np.clip(alpha, 0, 1)[..., None]
+        img *= 1 - a
+        img += a * colour
+
+    def _glyph_alpha(self, rng, glyph):
+        """The glyph resized, rotated and placed on an empty canvas: (alpha (S, S), box or None)."""
+        s = self.spec.image_size
+        lo, hi = self.spec.digit_size
+        h = rng.uniform(lo, hi)
+        w = h * rng.uniform(0.65, 0.95)
+        big = cv2.resize(glyph, (max(3, round(w)), max(3, round(h))), interpolation=cv2.INTER_CUBIC)
+        big = np.clip((big - 0.2) * 1.6, 0, 1)
+        ph, pw = big.shape
+        cx = rng.uniform(pw / 2 + 1, s - pw / 2 - 1)
+        cy = rng.uniform(ph / 2 + 1, s - ph / 2 - 1)
+        angle = rng.uniform(-15, 15)
+        m = cv2.getRotationMatrix2D((pw / 2, ph / 2), angle, 1.0)
+        m[:, 2] += (cx - pw / 2, cy - ph / 2)
+        alpha = cv2.warpAffine(big, m, (s, s), flags=cv2.INTER_LINEAR, borderValue=0)
+        ys, xs = np.nonzero(alpha > 0.3)
+        if len(xs) == 0:
+            return alpha, None
+        return alpha, (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+
+    def clutter_alpha(self, rng):
+        s = self.spec.image_size
+        alpha = np.zeros((s, s), np.float32)
+        kind = rng.integers(4)
+        thick = int(rng.integers(1, 4))
+        if kind == 0:  # scribble: a random polyline, digit-like strokes
+            n = int(rng.integers(3, 6))
+            centre = rng.uniform(0.15 * s, 0.85 * s, size=2)
+            pts = centre + rng.normal(0, s * 0.08, size=(n, 2))
+            cv2.polylines(alpha, [pts.astype(np.int32)], False, 1.0, thick, cv2.LINE_AA)
+        elif kind == 1:  # ring or ellipse
+            centre = tuple(int(v) for v in rng.uniform(0.15 * s, 0.85 * s, size=2))
+            axes = tuple(int(v) for v in rng.uniform(0.03 * s, 0.12 * s, size=2))
+            cv2.ellipse(alpha, centre, axes, rng.uniform(0, 180), 0, 360, 1.0, thick, cv2.LINE_AA)
+        elif kind == 2:  # bar or rectangle outline
+            p = rng.uniform(0.05 * s, 0.95 * s, size=(2, 2)).astype(np.int32)
+            if rng.random() < 0.5:
+                cv2.line(alpha, tuple(p[0]), tuple(p[1]), 1.0, thick, cv2.LINE_AA)
+            else:
+                cv2.rectangle(alpha, tuple(p[0]), tuple(p[1]), 1.0, thick, cv2.LINE_AA)
+        else:  # soft blob
+            centre = tuple(int(v) for v in rng.uniform(0.1 * s, 0.9 * s, size=2))
+            cv2.circle(alpha, centre, int(rng.uniform(0.03 * s, 0.08 * s)), 1.0, -1, cv2.LINE_AA)
+            alpha = cv2.GaussianBlur(alpha, (0, 0), 2.0)
+        return alpha
+
+    def render(self, rng, positive: bool):
+        """Returns (BGR uint8 image, [(class, box)] of known digits)."""
+        spec = self.spec
+        img = self.background(rng)
+        polarity = 1.0 if img.mean() < 128 else -1.0
+        classes = []
+        if positive:
+            classes += list(rng.choice(spec.known_classes, size=rng.integers(spec.known_per_scene[0], spec.known_per_scene[1] + 1)))
+            classes += list(rng.choice(spec.unknown_classes, size=rng.integers(0, 2)))
+        else:
+            classes += list(rng.choice(spec.unknown_classes, size=rng.integers(spec.unknown_per_scene[0], spec.unknown_per_scene[1] + 1)))
+        for _ in range(rng.integers(spec.clutter_per_scene[0], spec.clutter_per_scene[1] + 1)):
+            self._blend(img, self.clutter_alpha(rng) * rng.uniform(0.5, 1.0), self._stroke_colour(rng, img, polarity))
+        placed, objects = [], []
+        for c in classes:
+            glyph = self.images[rng.choice(self.by_class[int(c)])]
+            for _ in range(20):  # rejection sampling: no two digits overlap by more than IoU 0.2
+                alpha, box = self._glyph_alpha(rng, glyph)
+                if box is not None and all(_iou(box, other) < 0.2 for other in placed):
+                    break
+            else:
+                continue
+            placed.append(box)
+            self._blend(img, alpha, self._stroke_colour(rng, img, polarity))
+            if int(c) in spec.known_classes:
+                objects.append((int(c), box))
+        img += rng.normal(0, rng.uniform(2, 8), size=img.shape)
+        return np.clip(img, 0, 255).astype(np.uint8), objects
+
+
+def _iou(a, b):
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _coco_categories(spec):
+    return [{"id": i + 1, "name": name} for i, name in enumerate(spec.thing_classes)]
+
+
+def _write_split(spec, renderer, out_dir, split, count, positives):
+    """Renders one split into ``out_dir/split``; returns its COCO dict (pool: with a ``positive`` flag)."""
+    os.makedirs(os.path.join(out_dir, split))
+    cat_id = {c: i + 1 for i, c in enumerate(spec.known_classes)}
+    images, annotations = [], []
+    for idx in range(count):
+        rng = np.random.default_rng([spec.seed, _SPLIT_IDS[split], idx])
+        img, objects = renderer.render(rng, positive=bool(positives[idx]))
+        file_name = f"{split}/{idx:06d}.jpg"
+        cv2.imwrite(os.path.join(out_dir, file_name), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        record = {"id": idx + 1, "file_name": file_name, "height": img.shape[0], "width": img.shape[1]}
+        if split == "pool":
+            record["positive"] = bool(positives[idx])
+        images.append(record)
+        for c, (x0, y0, x1, y1) in objects:
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": idx + 1,
+                    "category_id": cat_id[c],
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                    "iscrowd": 0,
+                }
+            )
+    return {"images": images, "annotations": annotations, "categories": _coco_categories(spec)}
+
+
+def build_wild_digits(spec: WildDigitsSpec, root: str = None) -> str:
+    """Builds the benchmark's files once and returns their folder (an existing complete build is reused)."""
+    root = root or default_root()
+    final = os.path.join(root, spec.key())
+    if os.path.isfile(os.path.join(final, "spec.json")):
+        return final
+    os.makedirs(root, exist_ok=True)
+    logger.info(f"Building the wild-digits benchmark in {final} ...")
+    tmp = tempfile.mkdtemp(prefix=".building-", dir=root)
+    try:
+        images, labels, held_out = _glyphs()
+        fit = _SceneRenderer(spec, images, labels, ~held_out)
+        heldout = _SceneRenderer(spec, images, labels, held_out)
+        pool_rng = np.random.default_rng([spec.seed, 0])
+        num_pos = int(round(spec.pos_fraction * spec.num_pool))
+        pool_positive = np.zeros(spec.num_pool, dtype=bool)
+        pool_positive[pool_rng.permutation(spec.num_pool)[:num_pos]] = True
+        splits = {
+            "train.json": _write_split(spec, fit, tmp, "train", spec.num_labeled, np.ones(spec.num_labeled, bool)),
+            "pool_truth.json": _write_split(spec, fit, tmp, "pool", spec.num_pool, pool_positive),
+            "val.json": _write_split(spec, heldout, tmp, "val", spec.num_val, np.ones(spec.num_val, bool)),
+        }
+        for name, content in splits.items():
+            with open(os.path.join(tmp, name), "w") as f:
+                json.dump(content, f)
+        with open(os.path.join(tmp, "spec.json"), "w") as f:
+            json.dump({"spec": spec.to_dict(), "format": _FORMAT_VERSION}, f, indent=1)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            # another process finished the same build first: keep its (identical) files
+            if not os.path.isfile(os.path.join(final, "spec.json")):
+                raise
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+    logger.info(f"Built the wild-digits benchmark: {spec.num_labeled} labeled, {spec.num_pool} pool "
+                f"({num_pos} positive), {spec.num_val} val images")
+    return final
+
+
+def register_wild_digits(spec: WildDigitsSpec = None, root: str = None, prefix: str = "wild_digits") -> Dict[str, str]:
+    """Registers ``{prefix}_train``, ``{prefix}_val`` (labeled, COCO format) and ``{prefix}_pool``
+    (unlabeled) in detectron2's catalogs. The files are built on first use, not at registration.
+
+    Registering the same spec again is a no-op; registering another spec under the same names is an
+    error (use another ``prefix``). Returns ``{"train": name, "val": name, "pool": name}``.
+    """
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import load_coco_json
+
+    spec = spec or WildDigitsSpec()
+    folder = os.path.join(root or default_root(), spec.key())
+    names = {split: f"{prefix}_{split}" for split in ("train", "val", "pool")}
+    if names["train"] in DatasetCatalog.list():
+        registered = MetadataCatalog.get(names["train"]).get("wild_digits_spec", None)
+        if registered != spec.to_dict() or MetadataCatalog.get(names["train"]).image_root != folder:
+            raise ValueError(
+                f"'{names['train']}' is already registered with another wild-digits spec or root; "
+                "register this one under another prefix"
+            )
+        return names
+
+    def load_labeled(split):
+        build_wild_digits(spec, os.path.dirname(folder))
+        return load_coco_json(os.path.join(folder, f"{split}.json"), folder, names[split])
+
+    def load_pool():
+        build_wild_digits(spec, os.path.dirname(folder))
+        with open(os.path.join(folder, "pool_truth.json")) as f:
+            images = json.load(f)["images"]
+        # the unlabeled view: file names only, like any image pool
+        return [{"file_name": os.path.join(folder, im["file_name"]), "image_id": im["id"]} for im in images]
+
+    common = dict(thing_classes=spec.thing_classes, wild_digits_spec=spec.to_dict(), image_root=folder)
+    for split in ("train", "val"):
+        DatasetCatalog.register(names[split], lambda split=split: load_labeled(split))
+        MetadataCatalog.get(names[split]).set(
+            json_file=os.path.join(folder, f"{split}.json"), evaluator_type="coco", **common
+        )
+    DatasetCatalog.register(names["pool"], load_pool)
+    MetadataCatalog.get(names["pool"]).set(
+        truth_json=os.path.join(folder, "pool_truth.json"),
+        pos_fraction=round(spec.pos_fraction * spec.num_pool) / spec.num_pool,
+        evaluator_type="pool_truth",
+        **common,
+    )
+    return names

@@ -1,0 +1,3 @@
+from .trainers import DetectionTrainer
+
+__all__ = ["DetectionTrainer"]

@@ -1,0 +1,41 @@
+"""Evaluators: detectron2's COCO evaluator on every build, and hidden-truth statistics on a pool."""
+import os
+
+from detectron2.data import MetadataCatalog
+
+from .. import compat
+from .pool_truth import PoolTruthEvaluator
+
+__all__ = ["PoolTruthEvaluator", "build_evaluator", "results_table"]
+
+
+def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
+    """The evaluator for a registered dataset: ``PoolTruthEvaluator`` for a pool with hidden truth,
+    otherwise detectron2's ``COCOEvaluator`` (Python implementation where detectron2._C is missing)."""
+    output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
+    if MetadataCatalog.get(dataset_name).get("evaluator_type", None) == "pool_truth":
+        return PoolTruthEvaluator(dataset_name)
+    return compat.coco_evaluator(dataset_name, output_dir=output_folder)
+
+
+
+def _metric_groups(results, prefix=""):
+    """Yields (name, {metric: number}) for every innermost dict of a nested results dict."""
+    for key, value in results.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, dict) and value and isinstance(next(iter(value.values())), dict):
+            yield from _metric_groups(value, name)
+        elif isinstance(value, dict):
+            yield name, value
+
+
+def results_table(results) -> str:
+    """Plain-text tables (one per set of metric names) of detectron2-style results, e.g.
+    ``{"bbox": {"AP": ...}}`` or ``{dataset: {"bbox": {...}}}``, for tools to print."""
+    from tabulate import tabulate
+
+    blocks = {}
+    for name, metrics in _metric_groups(results):
+        blocks.setdefault(tuple(metrics), []).append([name] + list(metrics.values()))
+    tables = [tabulate(rows, headers=["", *keys], tablefmt="github", floatfmt=".2f") for keys, rows in blocks.items()]
+    return "\n\n".join(tables) if tables else "(no results)"

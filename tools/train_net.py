@@ -1,0 +1,67 @@
+#!/usr/bin/env python
+"""Trains or evaluates a detector with pudet's datasets and evaluators, in detectron2's style.
+
+With no --config-file it trains the teacher of the built-in wild-digits benchmark (CPU, minutes).
+
+  tools/train_net.py                                          # benchmark teacher, then evaluation
+  tools/train_net.py --eval-only MODEL.WEIGHTS output/wild_digits/teacher/model_final.pth
+  tools/train_net.py --num-gpus 8 --config-file configs/COCO/faster_rcnn_R_50_FPN_1x_teacher.yaml
+"""
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import pudet  # noqa: E402  (applies pudet.compat before detectron2 is used)
+from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
+from detectron2.config import get_cfg  # noqa: E402
+from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
+from detectron2.utils import comm  # noqa: E402
+
+from pudet.data import register_datasets  # noqa: E402
+from pudet.engine import DetectionTrainer  # noqa: E402
+from pudet.evaluation import results_table  # noqa: E402
+
+DEFAULT_CONFIG = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml"
+)
+logger = logging.getLogger("pudet.train_net")
+
+
+def setup(args):
+    cfg = get_cfg()
+    pudet.add_pudet_config(cfg)
+    cfg.merge_from_file(args.config_file or DEFAULT_CONFIG)
+    cfg.merge_from_list(args.opts)
+    cfg.freeze()
+    default_setup(cfg, args)
+    register_datasets(cfg)
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = DetectionTrainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        results = DetectionTrainer.test(cfg, model)
+    else:
+        trainer = DetectionTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        results = trainer.train()
+    if comm.is_main_process() and results:
+        print(results_table(results))
+    return results
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )

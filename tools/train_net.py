@@ -6,6 +6,8 @@ With no --config-file it trains the teacher of the built-in wild-digits benchmar
   tools/train_net.py                                          # benchmark teacher, then evaluation
   tools/train_net.py --eval-only MODEL.WEIGHTS output/wild_digits/teacher/model_final.pth
   tools/train_net.py --num-gpus 8 --config-file configs/COCO/faster_rcnn_R_50_FPN_1x_teacher.yaml
+
+The final evaluation is printed as a table and saved to OUTPUT_DIR/eval_results.json.
 """
 import logging
 import os
@@ -21,7 +23,7 @@ from detectron2.utils import comm  # noqa: E402
 
 from pudet.data import register_datasets  # noqa: E402
 from pudet.engine import DetectionTrainer  # noqa: E402
-from pudet.evaluation import results_table  # noqa: E402
+from pudet.evaluation import results_table, save_results  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml"
@@ -49,8 +51,11 @@ def main(args):
     else:
         trainer = DetectionTrainer(cfg)
         trainer.resume_or_load(resume=args.resume)
-        results = trainer.train()
+        trainer.train()
+        # DefaultTrainer's EvalHook evaluates after the last iteration and keeps the results here
+        results = getattr(trainer, "_last_eval_results", {})
     if comm.is_main_process() and results:
+        save_results(results, os.path.join(cfg.OUTPUT_DIR, "eval_results.json"))
         print(results_table(results))
     return results
 

@@ -1,4 +1,5 @@
 """Evaluators: detectron2's COCO evaluator on every build, and hidden-truth statistics on a pool."""
+import json
 import os
 
 from detectron2.data import MetadataCatalog
@@ -6,7 +7,7 @@ from detectron2.data import MetadataCatalog
 from .. import compat
 from .pool_truth import PoolTruthEvaluator
 
-__all__ = ["PoolTruthEvaluator", "build_evaluator", "results_table"]
+__all__ = ["PoolTruthEvaluator", "build_evaluator", "results_table", "save_results"]
 
 
 def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
@@ -39,3 +40,12 @@ def results_table(results) -> str:
         blocks.setdefault(tuple(metrics), []).append([name] + list(metrics.values()))
     tables = [tabulate(rows, headers=["", *keys], tablefmt="github", floatfmt=".2f") for keys, rows in blocks.items()]
     return "\n\n".join(tables) if tables else "(no results)"
+
+
+def save_results(results, path: str) -> None:
+    """Writes results as json atomically (a crash never leaves a half-written file under ``path``)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(results, f, indent=2)
+    os.replace(tmp, path)

@@ -38,13 +38,12 @@ def default_cache_dir() -> str:
 def _walk_images(root: str) -> List[str]:
     """Image files under ``root`` (any depth, symlinks followed), as sorted relative paths."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
+    for dirpath, _, filenames in os.walk(root, followlinks=True):
         rel = os.path.relpath(dirpath, root)
-        for name in sorted(filenames):
+        for name in filenames:
             if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
                 found.append(name if rel == "." else os.path.join(rel, name))
-    return found
+    return sorted(found)
 
 
 def _read_list_file(list_file: str) -> List[str]:

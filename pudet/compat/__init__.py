@@ -40,7 +40,20 @@ class MissingCompiledOpError(RuntimeError):
 
 
 class _MissingCompiledOps(types.ModuleType):
-    """Stand-in for ``detectron2._C``: importable, and every op lookup fails with a clear message."""
+    """Stand-in for ``detectron2._C``: importable, and every op lookup fails with a clear message.
+    The build-information functions that ``detectron2.utils.collect_env`` calls answer truthfully."""
+
+    @staticmethod
+    def get_compiler_version():
+        return "none: detectron2._C not built (pudet.compat stand-in)"
+
+    @staticmethod
+    def get_cuda_version():
+        return "none: detectron2._C not built (pudet.compat stand-in)"
+
+    @staticmethod
+    def has_cuda():
+        return False
 
     def __getattr__(self, name):
         if name.startswith("__"):
@@ -57,8 +70,7 @@ def has_compiled_ops() -> bool:
     """Whether the installed detectron2 has its real compiled extension."""
     module = sys.modules.get(_STANDIN_NAME)
     if module is not None:
-        # not isinstance: ``python -m pudet.compat`` runs a second copy of this module
-        return not module.__dict__.get("__pudet_standin__", False)
+        return not isinstance(module, _MissingCompiledOps)
     return importlib.util.find_spec(_STANDIN_NAME) is not None
 
 
@@ -86,7 +98,6 @@ def apply() -> None:
 
     if not has_compiled_ops() and _STANDIN_NAME not in sys.modules:
         standin = _MissingCompiledOps(_STANDIN_NAME, "pudet.compat stand-in for detectron2._C")
-        standin.__pudet_standin__ = True
         sys.modules[_STANDIN_NAME] = standin
         detectron2._C = standin
         logger.debug("detectron2._C is missing: installed the pudet.compat stand-in")
@@ -121,7 +132,3 @@ def main():
 
     apply()
     print(tabulate(environment_rows(), tablefmt="plain"))
-
-
-if __name__ == "__main__":
-    main()

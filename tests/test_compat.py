@@ -1,0 +1,77 @@
+import subprocess
+import sys
+
+import pytest
+
+from pudet import compat
+
+
+def test_stand_in_matches_installed_variant():
+    import detectron2
+
+    module = sys.modules["detectron2._C"] if "detectron2._C" in sys.modules else None
+    if compat.has_compiled_ops():
+        assert module is None or not isinstance(module, compat._MissingCompiledOps)
+    else:
+        assert isinstance(module, compat._MissingCompiledOps)
+        assert detectron2._C is module
+    assert ("with compiled ops" in compat.detectron2_variant()) == compat.has_compiled_ops()
+
+
+def test_modules_importing_c_import():
+    # these import detectron2._C at import time
+    import detectron2.evaluation.fast_eval_api  # noqa: F401
+    import detectron2.layers.deform_conv  # noqa: F401
+    import detectron2.layers.roi_align_rotated  # noqa: F401
+    import detectron2.layers.rotated_boxes  # noqa: F401
+    from detectron2.modeling import build_model  # noqa: F401
+
+
+def test_missing_op_error_names_the_op():
+    standin = compat._MissingCompiledOps("x", "test")
+    with pytest.raises(compat.MissingCompiledOpError, match="'box_iou_rotated'"):
+        standin.box_iou_rotated
+    with pytest.raises(AttributeError):
+        standin.__file__
+    assert standin.has_cuda() is False
+
+
+@pytest.mark.skipif(compat.has_compiled_ops(), reason="this detectron2 has its compiled ops")
+def test_compiled_op_fails_clearly_without_c():
+    import torch
+    from detectron2.layers.rotated_boxes import pairwise_iou_rotated
+
+    boxes = torch.tensor([[5.0, 5.0, 4.0, 4.0, 0.0]])
+    with pytest.raises(compat.MissingCompiledOpError, match="box_iou_rotated"):
+        pairwise_iou_rotated(boxes, boxes)
+
+
+def test_coco_evaluator_uses_fast_impl_only_with_c(tiny_benchmark, tmp_path):
+    from pudet.data.datasets import register_wild_digits
+
+    spec, folder = tiny_benchmark
+    names = register_wild_digits(spec, root=folder.rsplit("/", 1)[0], prefix="compat_wd")
+    evaluator = compat.coco_evaluator(names["val"], output_dir=str(tmp_path))
+    assert evaluator._use_fast_impl == compat.has_compiled_ops()
+
+
+def test_collect_env_runs():
+    from detectron2.utils.collect_env import collect_env_info
+
+    assert "detectron2" in collect_env_info()
+
+
+def test_module_entry_point_prints_environment():
+    import re
+
+    import torch
+    import torchvision
+
+    out = subprocess.run([sys.executable, "-m", "pudet.compat"], capture_output=True, text=True, check=True)
+    assert "RuntimeWarning" not in out.stderr
+    rows = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in out.stdout.splitlines())
+    assert rows["torch"] == torch.__version__
+    assert rows["torchvision"] == torchvision.__version__
+    assert rows["CUDA available"].startswith("yes" if torch.cuda.is_available() else "no")
+    assert rows["compiled ops (detectron2._C)"] == ("yes" if compat.has_compiled_ops() else "no")
+    assert rows["detectron2"] == compat.detectron2_variant()

@@ -1,0 +1,93 @@
+import os
+
+import pytest
+from detectron2.data import DatasetCatalog
+
+from pudet.data.datasets import list_pool_images, register_image_pool
+
+
+def _touch(path, content=b"x"):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(content)
+
+
+@pytest.fixture
+def pool_dir(tmp_path):
+    root = tmp_path / "imagenet" / "train"
+    for cls in ("n01440764", "n01443537"):
+        for i in range(3):
+            _touch(str(root / cls / f"{cls}_{i}.JPEG"))
+    _touch(str(root / "n01443537" / "deeper" / "x.png"))
+    _touch(str(root / "n01440764" / "notes.txt"))
+    _touch(str(root / "n01440764" / ".hidden.jpg"))
+    _touch(str(root / "LICENSE"))
+    return str(root)
+
+
+def test_folder_listing_nested_sorted_non_images_ignored(pool_dir, tmp_path):
+    paths = list_pool_images(pool_dir, cache_dir=str(tmp_path / "cache"))
+    rel = [os.path.relpath(p, pool_dir) for p in paths]
+    assert rel == [
+        "n01440764/n01440764_0.JPEG",
+        "n01440764/n01440764_1.JPEG",
+        "n01440764/n01440764_2.JPEG",
+        "n01443537/deeper/x.png",
+        "n01443537/n01443537_0.JPEG",
+        "n01443537/n01443537_1.JPEG",
+        "n01443537/n01443537_2.JPEG",
+    ]
+    assert all(os.path.isabs(p) for p in paths)
+
+
+def test_listing_cache_is_reused_until_refresh(pool_dir, tmp_path):
+    cache = str(tmp_path / "cache")
+    first = list_pool_images(pool_dir, cache_dir=cache)
+    assert len(os.listdir(cache)) == 1
+    _touch(os.path.join(pool_dir, "n01440764", "new.jpg"))
+    assert list_pool_images(pool_dir, cache_dir=cache) == first  # served from the cache: no walk
+    refreshed = list_pool_images(pool_dir, cache_dir=cache, refresh=True)
+    assert len(refreshed) == len(first) + 1
+    assert list_pool_images(pool_dir, cache_dir=cache) == refreshed
+
+
+def test_list_file(tmp_path, pool_dir):
+    list_file = tmp_path / "pool.txt"
+    list_file.write_text(f"# a comment\nimagenet/train/n01440764/n01440764_0.JPEG\n\n{pool_dir}/n01443537/deeper/x.png\n")
+    assert list_pool_images(str(list_file)) == [
+        os.path.join(pool_dir, "n01440764", "n01440764_0.JPEG"),
+        os.path.join(pool_dir, "n01443537", "deeper", "x.png"),
+    ]
+
+
+def test_registration_is_lazy_and_guarded(tmp_path, pool_dir):
+    cache = str(tmp_path / "cache")
+    register_image_pool("test_pool_lazy", pool_dir, cache_dir=cache)
+    assert not os.path.exists(cache)  # nothing listed at registration
+    dicts = DatasetCatalog.get("test_pool_lazy")
+    assert [d["image_id"] for d in dicts] == list(range(7))
+    assert all(set(d) == {"file_name", "image_id"} for d in dicts)
+    register_image_pool("test_pool_lazy", pool_dir, cache_dir=cache)  # same source again: no-op
+    with pytest.raises(ValueError, match="already registered"):
+        register_image_pool("test_pool_lazy", str(tmp_path), cache_dir=cache)
+
+
+def test_missing_or_empty_pool_is_a_clear_error(tmp_path):
+    register_image_pool("test_pool_missing", str(tmp_path / "nope"), cache_dir=str(tmp_path / "c"))
+    with pytest.raises(FileNotFoundError, match="neither a folder nor a list file"):
+        DatasetCatalog.get("test_pool_missing")
+    (tmp_path / "empty").mkdir()
+    register_image_pool("test_pool_empty", str(tmp_path / "empty"), cache_dir=str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="holds no image"):
+        DatasetCatalog.get("test_pool_empty")
+
+
+def test_builtin_imagenet_pool_name():
+    from detectron2.data import MetadataCatalog
+
+    from pudet.data.datasets import register_builtin_pools
+
+    register_builtin_pools()
+    source = MetadataCatalog.get("imagenet_2012_train_unlabeled").pool_source
+    expected_root = os.path.abspath(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")))
+    assert source == os.path.join(expected_root, "imagenet", "train")

@@ -30,4 +30,34 @@ def add_pudet_config(cfg):
     _C.WILD_DIGITS.POS_FRACTION = 0.25
     # the digit classes the detector is taught; the other digits appear only as unlabeled "things in the wild"
     _C.WILD_DIGITS.KNOWN_CLASSES = [0, 1, 2, 3, 4]
+
+    # The PU classifier N_pu (pudet.modeling.pu_classifier) and its training/selection (tools/purify_net.py).
+    _C.PU = CN()
+    # datasets of labeled images: the positive set L
+    _C.PU.LABELED_DATASETS = ("wild_digits_train",)
+    # datasets of unlabeled images: the pool U to purify
+    _C.PU.UNLABELED_DATASETS = ("wild_digits_pool",)
+    # fraction of L and of U held out from training for validation (registered as "pu_holdout")
+    _C.PU.HOLDOUT_FRACTION = 0.1
+    # cap on the held-out images of each of L and U (keeps validation short on a 1.28M-image pool)
+    _C.PU.HOLDOUT_MAX = 2000
+    # risk: "nnpu" (Eq. 6, the paper's), "upu" (Eq. 5) or "pn" (U taken as negative, a naive baseline)
+    _C.PU.RISK = "nnpu"
+    # surrogate loss l(z, y): "sigmoid" (sigmoid(-yz)) or "logistic" (softplus(-yz))
+    _C.PU.LOSS = "sigmoid"
+    # class prior pi_p of positives in U; -1 = estimate it from the data (Elkan-Noto, pudet.pu.prior)
+    _C.PU.PRIOR = -1.0
+    # unlabeled images sampled to estimate the prior when PU.PRIOR = -1
+    _C.PU.PRIOR_SAMPLES = 4000
+    # nnPU: the defitting step triggers when R_u^- - pi_p R_p^- < -BETA; GAMMA scales that step
+    _C.PU.BETA = 0.0
+    _C.PU.GAMMA = 1.0
+    # fraction of each training batch taken from L (the rest from U)
+    _C.PU.LABELED_FRACTION = 0.5
+    # images are resized to this square side before the backbone
+    _C.PU.INPUT_SIZE = 128
+    # backbone feature map that is globally pooled into the linear head
+    _C.PU.IN_FEATURE = "res5"
+    # detector checkpoint whose backbone (bottom-up) initialises the classifier; "" = none
+    _C.PU.INIT_FROM_DETECTOR = ""
     return cfg

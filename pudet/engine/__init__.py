@@ -1,3 +1,3 @@
-from .trainers import DetectionTrainer
+from .trainers import DetectionTrainer, PUTrainer
 
-__all__ = ["DetectionTrainer"]
+__all__ = ["DetectionTrainer", "PUTrainer"]

@@ -1,0 +1,126 @@
+"""Dataset mappers (``@configurable``, returning dicts like detectron2's ``DatasetMapper``) and a reader
+that survives images in the wild."""
+import copy
+import logging
+import warnings
+
+import numpy as np
+import torch
+from detectron2.config import configurable
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from PIL import Image, ImageOps
+
+__all__ = ["UnreadableImage", "read_image_safely", "PUDatasetMapper"]
+
+logger = logging.getLogger(__name__)
+
+
+class UnreadableImage(Exception):
+    """An image that cannot be decoded correctly; ``str(e)`` is the reason."""
+
+
+def read_image_safely(path: str, image_format: str = "BGR", max_pixels: int = 64_000_000,
+                      target_size: int = 1024) -> np.ndarray:
+    """Decodes an image from the wild into an (H, W, 3) uint8 array in ``image_format`` ("BGR" or "RGB").
+
+    Handles CMYK, 16-bit and 32-bit grayscale, palette and alpha images (converted, alpha composited on
+    white), EXIF orientation, and images above ``max_pixels``: JPEGs are decoded at a reduced scale (at
+    least ``target_size`` on the shorter side), others are refused. Raises :class:`UnreadableImage` with
+    the reason for an empty, truncated, non-image or oversized file.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with open(path, "rb") as f:
+                if not f.read(1):
+                    raise UnreadableImage("empty file")
+                f.seek(0)
+                img = Image.open(f)
+                width, height = img.size
+                if width * height > max_pixels:
+                    if img.format != "JPEG":
+                        raise UnreadableImage(f"too large ({width}x{height} pixels, limit {max_pixels})")
+                    scale = max(1, min(width, height) // target_size)
+                    img.draft("RGB", (width // scale, height // scale))
+                img.load()
+    except UnreadableImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise UnreadableImage(f"too large ({e})")
+    except Image.UnidentifiedImageError:
+        raise UnreadableImage("not an image (unidentified format)")
+    except (OSError, SyntaxError, ValueError) as e:
+        raise UnreadableImage(f"cannot decode: {e}")
+    img = ImageOps.exif_transpose(img)
+    img = _to_rgb(img)
+    array = np.asarray(img, dtype=np.uint8)
+    if array.ndim != 3 or array.shape[2] != 3 or array.size == 0:
+        raise UnreadableImage(f"unexpected decoded shape {array.shape}")
+    return array[:, :, ::-1].copy() if image_format == "BGR" else array
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grayscale: scale the used range to 8 bits
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = np.zeros_like(a) if hi <= lo else (a - lo) * (255.0 / (hi - lo))
+        return Image.fromarray(a.astype(np.uint8), "L").convert("RGB")
+    if img.mode == "F":
+        a = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        lo, hi = float(a.min()), float(a.max())
+        a = np.zeros_like(a) if hi <= lo else (a - lo) * (255.0 / (hi - lo))
+        return Image.fromarray(a.astype(np.uint8), "L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, img).convert("RGB")
+    return img.convert("RGB")
+
+
+class PUDatasetMapper:
+    """Maps a dataset dict to the PU classifier's input: the image resized to a fixed square (so batches
+    stack without padding), a random horizontal flip in training if configured, and ``pu_label`` (1 for
+    labeled/positive, 0 for unlabeled) taken from the dict.
+
+    Unreadable images: in training the mapper returns None (detectron2's dataset then draws another
+    image); in inference it returns ``{"image_id", "file_name", "unreadable": reason}`` so that callers
+    can list it.
+    """
+
+    @configurable
+    def __init__(self, is_train: bool, *, input_size: int, random_flip: bool, image_format: str = "BGR"):
+        self.is_train = is_train
+        self.image_format = image_format
+        augs = [T.Resize((input_size, input_size))]
+        if is_train and random_flip:
+            augs.append(T.RandomFlip(horizontal=True, vertical=False))
+        self.augmentations = T.AugmentationList(augs)
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        return {
+            "is_train": is_train,
+            "input_size": cfg.PU.INPUT_SIZE,
+            "random_flip": cfg.INPUT.RANDOM_FLIP == "horizontal",
+            "image_format": cfg.INPUT.FORMAT,
+        }
+
+    def __call__(self, dataset_dict):
+        dataset_dict = copy.deepcopy(dataset_dict)
+        try:
+            image = read_image_safely(dataset_dict["file_name"], self.image_format)
+        except UnreadableImage as e:
+            if self.is_train:
+                logger.warning(f"Skipping unreadable image {dataset_dict['file_name']}: {e}")
+                return None
+            return {"image_id": dataset_dict["image_id"], "file_name": dataset_dict["file_name"], "unreadable": str(e)}
+        utils.check_image_size(dataset_dict, image)
+        aug_input = T.AugInput(image)
+        self.augmentations(aug_input)
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
+        dataset_dict.pop("annotations", None)
+        return dataset_dict

@@ -1,0 +1,70 @@
+"""Validation of the PU classifier on held-out labeled and unlabeled images."""
+import itertools
+import json
+import logging
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from detectron2.data import MetadataCatalog
+from detectron2.evaluation import DatasetEvaluator
+from detectron2.utils import comm
+
+from ..pu.risk import nnpu_risk, pu_risk_parts
+from ..pu.select import ranking_metrics
+
+__all__ = ["PUEvaluator"]
+
+logger = logging.getLogger(__name__)
+
+
+class PUEvaluator(DatasetEvaluator):
+    """On a held-out set of labeled (``pu_label`` 1) and unlabeled (0) images, reports the nnPU risk and its
+    parts at ``prior`` (the PU objective on data not trained on) and, where the unlabeled images' hidden
+    truth is known (``metadata.truth_json``), the AUC, precision@K and recall@K of the unlabeled images'
+    scores, with K = round(``k_fraction`` * number of held-out unlabeled images) (the paper's K = n_l)."""
+
+    def __init__(self, dataset_name: str, prior: float, k_fraction: float, loss: str = "sigmoid"):
+        self._prior = prior
+        self._k_fraction = k_fraction
+        self._loss = loss
+        truth_json = MetadataCatalog.get(dataset_name).get("truth_json", None)
+        self._truth = None
+        if truth_json:
+            with open(truth_json) as f:
+                self._truth = {im["id"]: bool(im["positive"]) for im in json.load(f)["images"]}
+        self.reset()
+
+    def reset(self):
+        self._records = []  # (pu_label, image_id, score)
+        self._unreadable = 0
+
+    def process(self, inputs, outputs):
+        for inp, out in zip(inputs, outputs):
+            if "pu_score" in out:
+                self._records.append((int(inp["pu_label"]), inp["image_id"], float(out["pu_score"])))
+            else:
+                self._unreadable += 1
+
+    def evaluate(self):
+        records = comm.gather(self._records, dst=0)
+        unreadable = sum(comm.gather(self._unreadable, dst=0))
+        if not comm.is_main_process():
+            return {}
+        records = list(itertools.chain(*records))
+        pos = torch.tensor([s for lab, _, s in records if lab == 1])
+        unl = torch.tensor([s for lab, _, s in records if lab == 0])
+        res = OrderedDict(labeled=len(pos), unlabeled=len(unl), unreadable=unreadable)
+        if len(pos) and len(unl):
+            _, risk = nnpu_risk(pos, unl, self._prior, loss=self._loss)
+            positive_part, negative_part = pu_risk_parts(pos, unl, self._prior, self._loss)
+            res.update({"nnPU risk": risk.item(), "positive part": positive_part.item(), "negative part": negative_part.item()})
+        if self._truth is not None and len(unl):
+            unl_ids = [i for lab, i, _ in records if lab == 0]
+            truth = np.array([self._truth[i] for i in unl_ids])
+            k = int(round(self._k_fraction * len(unl_ids)))
+            metrics = ranking_metrics(unl.numpy(), truth, k)
+            res.update({"AUC": 100 * metrics["AUC"], "precision@K": 100 * metrics["precision@K"],
+                        "recall@K": 100 * metrics["recall@K"], "K": k})
+        logger.info(f"PU validation: {dict(res)}")
+        return {"pu": res}

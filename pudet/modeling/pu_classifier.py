@@ -1,0 +1,121 @@
+"""The PU classifier N_pu (paper Section 3.1): a detectron2 backbone (the detector's ResNet bottom-up),
+global average pooling and a linear head giving one raw score g(x) per image."""
+import logging
+
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
+from detectron2.structures import ImageList
+from detectron2.utils.events import get_event_storage
+from torch import nn
+
+from ..pu.risk import nnpu_risk, pn_risk, pu_risk_parts, upu_risk
+
+__all__ = ["PUClassifier", "load_detector_backbone", "RISKS"]
+
+logger = logging.getLogger(__name__)
+
+RISKS = {"nnpu": nnpu_risk, "upu": upu_risk, "pn": pn_risk}
+
+
+@META_ARCH_REGISTRY.register()
+class PUClassifier(nn.Module):
+    """Training input: a batch of dicts with ``image`` (C, H, W) and ``pu_label`` (1 = labeled/positive,
+    0 = unlabeled); returns ``{"loss_<risk>": objective}`` and logs the risk and its parts.
+    Inference: returns ``[{"pu_score": g(x)}]``, one per input (see :meth:`inference`)."""
+
+    @configurable
+    def __init__(self, *, backbone: nn.Module, in_feature: str, pixel_mean, pixel_std, risk: str,
+                 prior: float, loss: str, beta: float = 0.0, gamma: float = 1.0):
+        super().__init__()
+        if risk not in RISKS:
+            raise ValueError(f"unknown PU risk '{risk}'; expected one of {sorted(RISKS)}")
+        self.backbone = backbone
+        self.in_feature = in_feature
+        self.head = nn.Linear(backbone.output_shape()[in_feature].channels, 1)
+        nn.init.normal_(self.head.weight, std=0.01)
+        nn.init.zeros_(self.head.bias)
+        self.risk = risk
+        self.prior = prior
+        self.loss = loss
+        self.beta = beta
+        self.gamma = gamma
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+
+    @classmethod
+    def from_config(cls, cfg):
+        return {
+            "backbone": build_backbone(cfg),
+            "in_feature": cfg.PU.IN_FEATURE,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "risk": cfg.PU.RISK,
+            "prior": cfg.PU.PRIOR,
+            "loss": cfg.PU.LOSS,
+            "beta": cfg.PU.BETA,
+            "gamma": cfg.PU.GAMMA,
+        }
+
+    @property
+    def device(self):
+        return self.pixel_mean.device
+
+    def features(self, batched_inputs) -> torch.Tensor:
+        """Pooled backbone features, (N, C)."""
+        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = ImageList.from_tensors(images, self.backbone.size_divisibility)
+        return self.backbone(images.tensor)[self.in_feature].mean(dim=(2, 3))
+
+    def scores(self, batched_inputs) -> torch.Tensor:
+        """Raw scores g(x), (N,)."""
+        return self.head(self.features(batched_inputs)).squeeze(1)
+
+    def forward(self, batched_inputs):
+        if not self.training:
+            return self.inference(batched_inputs)
+        scores = self.scores(batched_inputs)  # (N,)
+        if not 0.0 < self.prior < 1.0:
+            raise ValueError(f"PU.PRIOR must be set to a class prior in (0, 1) for training, got {self.prior}")
+        labels = torch.tensor([int(x["pu_label"]) for x in batched_inputs], device=scores.device)
+        pos, unl = scores[labels == 1], scores[labels == 0]
+        kwargs = {"beta": self.beta, "gamma": self.gamma} if self.risk == "nnpu" else {}
+        objective, risk = RISKS[self.risk](pos, unl, self.prior, loss=self.loss, **kwargs)
+        with torch.no_grad():
+            positive_part, negative_part = pu_risk_parts(pos, unl, self.prior, self.loss)
+        storage = get_event_storage()
+        storage.put_scalar("pu/risk", risk.item())
+        storage.put_scalar("pu/positive_part", positive_part.item())
+        storage.put_scalar("pu/negative_part", negative_part.item())
+        return {f"loss_{self.risk}": objective}
+
+    def inference(self, batched_inputs):
+        """``[{"pu_score": scalar tensor}]``; an input the mapper could not read (``"unreadable"``) gets
+        ``{"unreadable": reason}`` instead."""
+        readable = [x for x in batched_inputs if "unreadable" not in x]
+        scores = iter(self.scores(readable)) if readable else iter(())
+        return [{"unreadable": x["unreadable"]} if "unreadable" in x else {"pu_score": next(scores)} for x in batched_inputs]
+
+
+def load_detector_backbone(model: PUClassifier, checkpoint_path: str) -> None:
+    """Initialises the PU classifier's backbone from a detector checkpoint (a ``GeneralizedRCNN`` with an
+    FPN backbone: keys ``backbone.bottom_up.*`` become ``backbone.*``; a plain ResNet backbone's
+    ``backbone.*`` keys are taken as they are). Logs the backbone keys the checkpoint lacks."""
+    state = torch.load(checkpoint_path, map_location="cpu")
+    weights = state.get("model", state)
+    fpn_prefix, plain_prefix = "backbone.bottom_up.", "backbone."
+    if any(k.startswith(fpn_prefix) for k in weights):
+        mapped = {"backbone." + k[len(fpn_prefix):]: v for k, v in weights.items() if k.startswith(fpn_prefix)}
+    else:
+        mapped = {k: v for k, v in weights.items() if k.startswith(plain_prefix)}
+    if not mapped:
+        raise ValueError(f"{checkpoint_path} holds no backbone weights (no 'backbone.bottom_up.*' or 'backbone.*' keys)")
+    own = model.state_dict()
+    mismatched = [k for k, v in mapped.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    if mismatched:
+        raise ValueError(f"{checkpoint_path}: backbone shapes differ from the PU classifier's for {mismatched[:5]}")
+    mapped = {k: torch.as_tensor(v) for k, v in mapped.items() if k in own}
+    result = model.load_state_dict(mapped, strict=False)
+    missing = [k for k in result.missing_keys if k.startswith("backbone.")]
+    logger.info(f"PU classifier backbone initialised from detector {checkpoint_path}: {len(mapped)} tensors loaded"
+                + (f"; missing from the checkpoint: {missing}" if missing else "; no backbone key missing"))

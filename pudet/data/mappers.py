@@ -27,7 +27,7 @@ def read_image_safely(path: str, image_format: str = "BGR", max_pixels: int = 64
     Handles CMYK, 16-bit and 32-bit grayscale, palette and alpha images (converted, alpha composited on
     white), EXIF orientation, and images above ``max_pixels``: JPEGs are decoded at a reduced scale (at
     least ``target_size`` on the shorter side), others are refused. Raises :class:`UnreadableImage` with
-    the reason for an empty, truncated, non-image or oversized file.
+    the reason for a missing, empty, truncated, non-image or oversized file.
     """
     try:
         with warnings.catch_warnings():
@@ -46,6 +46,8 @@ def read_image_safely(path: str, image_format: str = "BGR", max_pixels: int = 64
                 img.load()
     except UnreadableImage:
         raise
+    except FileNotFoundError:
+        raise UnreadableImage("file not found")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise UnreadableImage(f"too large ({e})")
     except Image.UnidentifiedImageError:

@@ -1,0 +1,88 @@
+import os
+
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+from detectron2.utils.events import EventStorage
+
+from pudet import add_pudet_config
+from pudet.modeling.pu_classifier import PUClassifier, load_detector_backbone
+
+from .conftest import REPO
+from .test_pu_select import pu_cfg
+
+
+def batch(labels, size=32):
+    g = torch.Generator().manual_seed(0)
+    return [{"image": torch.randint(0, 255, (3, size, size), generator=g).to(torch.uint8), "pu_label": lab,
+             "image_id": i} for i, lab in enumerate(labels)]
+
+
+@pytest.mark.parametrize("risk", ["nnpu", "upu", "pn"])
+def test_forward_backward_tiny_images(risk):
+    cfg = pu_cfg()
+    cfg.PU.RISK = risk
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    assert isinstance(model, PUClassifier)
+    model.train()
+    with EventStorage() as storage:
+        losses = model(batch([1, 1, 0, 0, 0]))
+        assert list(losses) == [f"loss_{risk}"]
+        losses[f"loss_{risk}"].backward()
+        logged = {k: v.latest() for k, v in storage.histories().items()}
+    assert set(logged) == {"pu/risk", "pu/positive_part", "pu/negative_part"}
+    if risk == "nnpu":
+        expected = logged["pu/positive_part"] + max(logged["pu/negative_part"], 0.0)
+        assert logged["pu/risk"] == pytest.approx(expected, rel=1e-5)
+    elif risk == "upu":
+        assert logged["pu/risk"] == pytest.approx(logged["pu/positive_part"] + logged["pu/negative_part"], rel=1e-5)
+    assert model.head.weight.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.parameters())
+
+
+def test_training_needs_a_prior_and_both_sides():
+    cfg = pu_cfg()
+    cfg.PU.PRIOR = -1.0
+    model = build_model(cfg)
+    model.train()
+    with EventStorage(), pytest.raises(ValueError, match="PU.PRIOR"):
+        model(batch([1, 0]))
+    cfg.PU.PRIOR = 0.3
+    model = build_model(cfg)
+    model.train()
+    with EventStorage(), pytest.raises(ValueError, match="unlabeled batch is empty"):
+        model(batch([1, 1]))
+
+
+def test_inference_scores_and_unreadable_passthrough():
+    model = build_model(pu_cfg())
+    model.eval()
+    inputs = batch([0, 0, 0])
+    inputs.insert(1, {"image_id": 9, "file_name": "x.jpg", "unreadable": "empty file"})
+    with torch.no_grad():
+        out = model(inputs)
+        alone = model([inputs[2]])
+    assert [list(o) for o in out] == [["pu_score"], ["unreadable"], ["pu_score"], ["pu_score"]]
+    assert out[1]["unreadable"] == "empty file"
+    assert out[2]["pu_score"].item() == pytest.approx(alone[0]["pu_score"].item(), abs=1e-5)  # batching changes nothing
+
+
+def test_init_from_detector_maps_bottom_up_keys(tmp_path):
+    det_cfg = get_cfg()
+    add_pudet_config(det_cfg)
+    det_cfg.merge_from_file(os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml"))
+    torch.manual_seed(1)
+    detector = build_model(det_cfg)
+    path = str(tmp_path / "det.pth")
+    torch.save({"model": detector.state_dict(), "iteration": 3}, path)
+    torch.manual_seed(2)
+    model = build_model(pu_cfg())
+    load_detector_backbone(model, path)
+    det_state = detector.state_dict()
+    for k, v in model.backbone.state_dict().items():
+        assert torch.equal(v, det_state["backbone.bottom_up." + k]), k
+    with pytest.raises(ValueError, match="no backbone weights"):
+        torch.save({"model": {"head.weight": torch.zeros(1)}}, str(tmp_path / "bad.pth"))
+        load_detector_backbone(model, str(tmp_path / "bad.pth"))

@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from pudet.pu.prior import elkan_noto_prior, estimate_prior
+
+
+def test_elkan_noto_formula_by_hand():
+    # c = 0.5, n_l = 100, n_u = 1000: pi = 100 * 0.5 / (1000 * 0.5) = 0.1
+    assert elkan_noto_prior([0.4, 0.6], 100, 1000) == pytest.approx(0.1)
+    # c = n_l / (n_l + n_u pi) inverts: pi = 0.3 -> c = 100 / 400 = 0.25
+    assert elkan_noto_prior([0.25], 100, 1000) == pytest.approx(0.3)
+    assert elkan_noto_prior([1.0], 100, 1000) == pytest.approx(1e-3)  # clipped
+
+
+@pytest.mark.parametrize("true_prior", [0.1, 0.3, 0.5])
+def test_estimate_recovers_prior_of_separable_mixture(true_prior):
+    rng = np.random.default_rng(0)
+    n_l, n_u, d = 400, 3000, 4
+    n_pos = int(true_prior * n_u)
+    xl = rng.normal(2.5, 1.0, size=(n_l, d))
+    xu = np.concatenate([rng.normal(2.5, 1.0, size=(n_pos, d)), rng.normal(-2.5, 1.0, size=(n_u - n_pos, d))])
+    prior, c = estimate_prior(xl, xu)
+    assert prior == pytest.approx(true_prior, abs=0.05)
+    assert c == pytest.approx(n_l / (n_l + n_u * true_prior), abs=0.05)
+
+
+def test_estimate_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="one D"):
+        estimate_prior(np.zeros((10, 3)), np.zeros((10, 4)))
+    with pytest.raises(ValueError, match="at least"):
+        estimate_prior(np.zeros((2, 3)), np.zeros((10, 3)))

@@ -1,0 +1,157 @@
+"""Scoring a pool in resumable chunks, and choosing U^P."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from detectron2.config import get_cfg
+from PIL import Image
+
+from pudet import add_pudet_config
+from pudet.data.mappers import PUDatasetMapper
+from pudet.modeling.pu_classifier import PUClassifier
+from pudet.pu import select as sel
+
+from .conftest import REPO
+
+
+def pu_cfg():
+    cfg = get_cfg()
+    add_pudet_config(cfg)
+    cfg.merge_from_file(os.path.join(REPO, "configs", "WildDigits", "pu_R18_nnpu.yaml"))
+    cfg.PU.INPUT_SIZE = 32
+    cfg.PU.INIT_FROM_DETECTOR = ""
+    cfg.PU.PRIOR = 0.3
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    """11 readable images and 2 unreadable ones, as pool dicts."""
+    d = tmp_path_factory.mktemp("pool")
+    rng = np.random.default_rng(0)
+    dicts = []
+    for i in range(13):
+        path = str(d / f"{i:03d}.png")
+        if i == 4:
+            open(path, "wb").close()
+        elif i == 9:
+            with open(path, "w") as f:
+                f.write("not an image")
+        else:
+            Image.fromarray(rng.integers(0, 255, size=(24 + i, 30, 3), dtype=np.uint8)).save(path)
+        dicts.append({"file_name": path, "image_id": 100 + i})
+    return dicts
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = PUClassifier(pu_cfg())
+    m.eval()
+    return m
+
+
+class Crash(RuntimeError):
+    pass
+
+
+class CrashAfter:
+    """The model, killed after ``n`` forward calls."""
+
+    def __init__(self, model, n):
+        self.model, self.n = model, n
+
+    def eval(self):
+        self.model.eval()
+
+    def __call__(self, batch):
+        if self.n == 0:
+            raise Crash()
+        self.n -= 1
+        return self.model(batch)
+
+
+def run(model, dicts, out, **kw):
+    mapper = PUDatasetMapper(pu_cfg(), False)
+    return sel.score_pool(model, dicts, str(out), mapper=mapper, batch_size=2, num_workers=0, chunk_size=4,
+                          progress=False, **kw)
+
+
+def test_kill_and_resume_gives_identical_result(model, pool, tmp_path):
+    run(model, pool, tmp_path / "straight")
+    ids, scores, bad = sel.merge_chunks(str(tmp_path / "straight"), len(pool), 4)
+
+    with pytest.raises(Crash):
+        run(CrashAfter(model, 3), pool, tmp_path / "killed")  # dies inside the second chunk
+    finished = sorted(os.listdir(tmp_path / "killed" / "chunks"))
+    assert finished == ["chunk_000000.npz", "manifest.json"]
+    with pytest.raises(FileNotFoundError, match="chunk 1 is missing"):
+        sel.merge_chunks(str(tmp_path / "killed"), len(pool), 4)
+    # a half-written chunk left by a kill never counts as finished
+    with open(tmp_path / "killed" / "chunks" / ".chunk_000001.npz.tmp123", "wb") as f:
+        f.write(b"partial")
+    rescored = run(model, pool, tmp_path / "killed")
+    assert rescored == len(pool) - 4  # the first chunk was skipped
+    ids2, scores2, bad2 = sel.merge_chunks(str(tmp_path / "killed"), len(pool), 4)
+    assert (ids == ids2).all() and (scores == scores2).all() and bad == bad2
+    assert run(model, pool, tmp_path / "killed") == 0  # everything done: nothing rescored
+
+
+def test_unreadable_images_listed_with_reasons(model, pool, tmp_path):
+    run(model, pool, tmp_path)
+    ids, scores, bad = sel.merge_chunks(str(tmp_path), len(pool), 4)
+    assert sorted(ids.tolist()) == [100 + i for i in range(13) if i not in (4, 9)]
+    reasons = dict(bad)
+    assert set(reasons) == {104, 109}
+    assert reasons[104].endswith("empty file") and "not an image" in reasons[109]
+    assert np.isfinite(scores).all()
+
+
+def test_resume_with_other_arguments_is_refused(model, pool, tmp_path):
+    run(model, pool, tmp_path)
+    with pytest.raises(ValueError, match="scores of another run"):
+        sel.score_pool(model, pool, str(tmp_path), mapper=PUDatasetMapper(pu_cfg(), False), chunk_size=5,
+                       num_workers=0, progress=False)
+
+
+def test_sharded_ranks_cover_the_pool_once(model, pool, tmp_path):
+    run(model, pool, tmp_path / "one")
+    for rank in range(3):
+        run(model, pool, tmp_path / "three", rank=rank, world_size=3)
+    a = sel.merge_chunks(str(tmp_path / "one"), len(pool), 4)
+    b = sel.merge_chunks(str(tmp_path / "three"), len(pool), 4)
+    assert (a[0] == b[0]).all() and (a[1] == b[1]).all()
+
+
+def test_select_top_and_threshold_deterministic_ties():
+    ids = np.array([5, 3, 9, 1])
+    scores = np.array([0.5, 0.9, 0.5, 0.1], dtype=np.float32)
+    assert sel.select_top(ids, scores, topk=2).tolist() == [1, 0]  # 0.9, then the 0.5 tie by lower id (5 < 9)
+    assert sel.select_top(ids, scores, topk=10).tolist() == [1, 0, 2, 3]
+    assert sel.select_top(ids, scores, threshold=0.5).tolist() == [1, 0, 2]
+    with pytest.raises(ValueError):
+        sel.select_top(ids, scores, topk=1, threshold=0.2)
+
+
+def test_ranking_metrics_by_hand():
+    # positives scored 0.9 and 0.7; negatives 0.8 and 0.1. Pairs ordered right: 3 of 4 -> AUC 0.75.
+    m = sel.ranking_metrics([0.9, 0.8, 0.7, 0.1], [1, 0, 1, 0], k=2)
+    assert m == {"AUC": 0.75, "precision@K": 0.5, "recall@K": 0.5, "K": 2}
+
+
+def test_outputs_written_atomically(tmp_path):
+    ids = np.array([2, 1])
+    scores = np.array([0.25, 0.75], dtype=np.float32)
+    names = {1: "b.jpg", 2: "a.jpg"}
+    sel.write_scores(str(tmp_path / "scores.tsv"), ids, scores, names, {1: True, 2: False})
+    assert (tmp_path / "scores.tsv").read_text().splitlines() == [
+        "image_id\tscore\tfile_name\tpositive", "2\t0.25\ta.jpg\t0", "1\t0.75\tb.jpg\t1"]
+    chosen = sel.select_top(ids, scores, topk=1)
+    sel.write_selection(str(tmp_path / "sel.json"), ids, scores, chosen, names, {"rule": "top-1"})
+    data = json.loads((tmp_path / "sel.json").read_text())
+    assert data["images"] == [{"file_name": "b.jpg", "image_id": 1, "score": 0.75}]
+    sel.plot_score_histogram(str(tmp_path / "h.png"), scores, [False, True])
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(os.listdir(tmp_path)) == ["h.png", "scores.tsv", "sel.json"]  # no temporary left

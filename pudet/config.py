@@ -28,6 +28,9 @@ def add_pudet_config(cfg):
     _C.WILD_DIGITS.NUM_VAL = 300
     # fraction pi_p of positive scenes (holding known digits) in U; the rest hold only unknown digits and clutter
     _C.WILD_DIGITS.POS_FRACTION = 0.25
+    # fraction of pool scenes drawn object-centric (1-2 large digits on a coloured gradient: the web-image
+    # look of ImageNet), positives and negatives alike; the other pool scenes look like L's
+    _C.WILD_DIGITS.OBJECT_CENTRIC_FRACTION = 0.5
     # the digit classes the detector is taught; the other digits appear only as unlabeled "things in the wild"
     _C.WILD_DIGITS.KNOWN_CLASSES = [0, 1, 2, 3, 4]
 

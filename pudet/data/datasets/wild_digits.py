@@ -36,7 +36,7 @@ __all__ = ["WildDigitsSpec", "build_wild_digits", "register_wild_digits", "defau
 logger = logging.getLogger(__name__)
 
 _SPLIT_IDS = {"train": 1, "pool": 2, "val": 3}
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +55,10 @@ class WildDigitsSpec:
     unknown_per_scene: Tuple[int, int] = (1, 4)
     clutter_per_scene: Tuple[int, int] = (1, 4)
     digit_size: Tuple[int, int] = (10, 40)
+    # fraction of pool scenes drawn "object-centric", as web images often are (1-2 large digits on a
+    # strongly coloured gradient, the ImageNet look), positive and negative alike; the rest look like L
+    object_centric_fraction: float = 0.5
+    object_digit_size: Tuple[int, int] = (36, 60)
 
     def __post_init__(self):
         known = tuple(int(c) for c in self.known_classes)
@@ -63,6 +67,8 @@ class WildDigitsSpec:
             raise ValueError(f"known_classes must be distinct digits 0-9, got {self.known_classes}")
         if len(known) == 10:
             raise ValueError("known_classes must leave at least one unknown digit class")
+        if not 0.0 <= self.object_centric_fraction <= 1.0:
+            raise ValueError(f"object_centric_fraction must lie in [0, 1], got {self.object_centric_fraction}")
         if not 0.0 < self.pos_fraction <= 1.0:
             raise ValueError(f"pos_fraction must lie in (0, 1], got {self.pos_fraction}")
         if self.image_size < 32:
@@ -70,9 +76,10 @@ class WildDigitsSpec:
         for name in ("num_labeled", "num_pool", "num_val"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        lo, hi = self.digit_size
-        if not 6 <= lo <= hi <= self.image_size // 2:
-            raise ValueError(f"digit_size {self.digit_size} must satisfy 6 <= lo <= hi <= image_size / 2")
+        for name in ("digit_size", "object_digit_size"):
+            lo, hi = getattr(self, name)
+            if not 6 <= lo <= hi <= self.image_size // 2:
+                raise ValueError(f"{name} {(lo, hi)} must satisfy 6 <= lo <= hi <= image_size / 2")
 
     @classmethod
     def from_config(cls, cfg) -> "WildDigitsSpec":
@@ -84,6 +91,7 @@ class WildDigitsSpec:
             num_pool=c.NUM_POOL,
             num_val=c.NUM_VAL,
             pos_fraction=c.POS_FRACTION,
+            object_centric_fraction=c.OBJECT_CENTRIC_FRACTION,
             known_classes=tuple(c.KNOWN_CLASSES),
         )
 
@@ -130,7 +138,7 @@ class _SceneRenderer:
         self.images = images
         self.by_class = {c: np.flatnonzero((labels == c) & glyph_mask) for c in range(10)}
 
-    def background(self, rng):
+    def background(self, rng, object_centric=False):
         s = self.spec.image_size
         base = rng.uniform(40, 215)
         coarse = rng.normal(0, 1, size=(4, 4)).astype(np.float32)
@@ -138,7 +146,13 @@ class _SceneRenderer:
         fine = cv2.GaussianBlur(rng.normal(0, 1, size=(s, s)).astype(np.float32), (0, 0), 1.5)
         img = base + texture + fine * rng.uniform(5, 20)
         tint = rng.uniform(-15, 15, size=3)
-        return np.clip(img[..., None] + tint, 0, 255).astype(np.float32)
+        img = img[..., None] + tint
+        if object_centric:
+            # a strongly coloured linear gradient, as in a photo
+            angle = rng.uniform(0, 2 * np.pi)
+            ramp = (np.cos(angle) * np.arange(s)[None, :] + np.sin(angle) * np.arange(s)[:, None]) / s
+            img = img + ramp[..., None] * rng.uniform(-60, 60, size=3) + rng.uniform(-35, 35, size=3)
+        return np.clip(img, 0, 255).astype(np.float32)
 
     def _stroke_colour(self, rng, img, polarity):
         contrast = rng.uniform(45, 160)
@@ -150,10 +164,10 @@ class _SceneRenderer:
         img *= 1 - a
         img += a * colour
 
-    def _glyph_alpha(self, rng, glyph):
+    def _glyph_alpha(self, rng, glyph, size_range):
         """The glyph resized, rotated and placed on an empty canvas: (alpha (S, S), box or None)."""
         s = self.spec.image_size
-        lo, hi = self.spec.digit_size
+        lo, hi = size_range
         h = rng.uniform(lo, hi)
         w = h * rng.uniform(0.65, 0.95)
         big = cv2.resize(glyph, (max(3, round(w)), max(3, round(h))), interpolation=cv2.INTER_CUBIC)
@@ -196,24 +210,32 @@ class _SceneRenderer:
             alpha = cv2.GaussianBlur(alpha, (0, 0), 2.0)
         return alpha
 
-    def render(self, rng, positive: bool):
+    def render(self, rng, positive: bool, object_centric: bool = False):
         """Returns (BGR uint8 image, [(class, box)] of known digits)."""
         spec = self.spec
-        img = self.background(rng)
+        img = self.background(rng, object_centric)
         polarity = 1.0 if img.mean() < 128 else -1.0
         classes = []
-        if positive:
+        size_range = spec.object_digit_size if object_centric else spec.digit_size
+        if object_centric:
+            # one large digit (known on a positive scene), sometimes a second one of either kind
+            first = spec.known_classes if positive else spec.unknown_classes
+            classes.append(rng.choice(first))
+            if rng.random() < 0.3:
+                classes.append(rng.choice(spec.unknown_classes if not positive or rng.random() < 0.5 else spec.known_classes))
+        elif positive:
             classes += list(rng.choice(spec.known_classes, size=rng.integers(spec.known_per_scene[0], spec.known_per_scene[1] + 1)))
             classes += list(rng.choice(spec.unknown_classes, size=rng.integers(0, 2)))
         else:
             classes += list(rng.choice(spec.unknown_classes, size=rng.integers(spec.unknown_per_scene[0], spec.unknown_per_scene[1] + 1)))
-        for _ in range(rng.integers(spec.clutter_per_scene[0], spec.clutter_per_scene[1] + 1)):
+        n_clutter = rng.integers(spec.clutter_per_scene[0], spec.clutter_per_scene[1] + 1) // (2 if object_centric else 1)
+        for _ in range(n_clutter):
             self._blend(img, self.clutter_alpha(rng) * rng.uniform(0.5, 1.0), self._stroke_colour(rng, img, polarity))
         placed, objects = [], []
         for c in classes:
             glyph = self.images[rng.choice(self.by_class[int(c)])]
             for _ in range(20):  # rejection sampling: no two digits overlap by more than IoU 0.2
-                alpha, box = self._glyph_alpha(rng, glyph)
+                alpha, box = self._glyph_alpha(rng, glyph, size_range)
                 if box is not None and all(_iou(box, other) < 0.2 for other in placed):
                     break
             else:
@@ -237,19 +259,22 @@ def _coco_categories(spec):
     return [{"id": i + 1, "name": name} for i, name in enumerate(spec.thing_classes)]
 
 
-def _write_split(spec, renderer, out_dir, split, count, positives):
-    """Renders one split into ``out_dir/split``; returns its COCO dict (pool: with a ``positive`` flag)."""
+def _write_split(spec, renderer, out_dir, split, count, positives, object_centric=None):
+    """Renders one split into ``out_dir/split``; returns its COCO dict (pool: with ``positive`` and
+    ``object_centric`` flags)."""
     os.makedirs(os.path.join(out_dir, split))
     cat_id = {c: i + 1 for i, c in enumerate(spec.known_classes)}
     images, annotations = [], []
     for idx in range(count):
         rng = np.random.default_rng([spec.seed, _SPLIT_IDS[split], idx])
-        img, objects = renderer.render(rng, positive=bool(positives[idx]))
+        oc = bool(object_centric[idx]) if object_centric is not None else False
+        img, objects = renderer.render(rng, positive=bool(positives[idx]), object_centric=oc)
         file_name = f"{split}/{idx:06d}.jpg"
         cv2.imwrite(os.path.join(out_dir, file_name), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
         record = {"id": idx + 1, "file_name": file_name, "height": img.shape[0], "width": img.shape[1]}
         if split == "pool":
             record["positive"] = bool(positives[idx])
+            record["object_centric"] = oc
         images.append(record)
         for c, (x0, y0, x1, y1) in objects:
             annotations.append(
@@ -282,9 +307,10 @@ def build_wild_digits(spec: WildDigitsSpec, root: str = None) -> str:
         num_pos = int(round(spec.pos_fraction * spec.num_pool))
         pool_positive = np.zeros(spec.num_pool, dtype=bool)
         pool_positive[pool_rng.permutation(spec.num_pool)[:num_pos]] = True
+        pool_object = pool_rng.random(spec.num_pool) < spec.object_centric_fraction
         splits = {
             "train.json": _write_split(spec, fit, tmp, "train", spec.num_labeled, np.ones(spec.num_labeled, bool)),
-            "pool_truth.json": _write_split(spec, fit, tmp, "pool", spec.num_pool, pool_positive),
+            "pool_truth.json": _write_split(spec, fit, tmp, "pool", spec.num_pool, pool_positive, pool_object),
             "val.json": _write_split(spec, heldout, tmp, "val", spec.num_val, np.ones(spec.num_val, bool)),
         }
         for name, content in splits.items():

@@ -63,4 +63,24 @@ def add_pudet_config(cfg):
     _C.PU.IN_FEATURE = "res5"
     # detector checkpoint whose backbone (bottom-up) initialises the classifier; "" = none
     _C.PU.INIT_FROM_DETECTOR = ""
+
+    # Self-distillation (pudet.modeling.self_distill, MODEL.META_ARCHITECTURE "SelfDistillRCNN"):
+    # L = L_det + HINT_WEIGHT * L_hint + KD_WEIGHT * (L_kdc + L_kdr)  (paper Eq. 8)
+    _C.MODEL.PUDET = CN()
+    # yaml of the frozen teacher D_t (a GeneralizedRCNN, e.g. of another depth); "" = the student's own config
+    _C.MODEL.PUDET.TEACHER_CONFIG = ""
+    # the teacher's checkpoint (required; MODEL.WEIGHTS initialises the student only)
+    _C.MODEL.PUDET.TEACHER_WEIGHTS = ""
+    # gamma: weight of the hint loss on the FPN levels (Eq. 11)
+    _C.MODEL.PUDET.HINT_WEIGHT = 1.0
+    # lambda: weight of the ground-truth-bounded distillation L_kdc + L_kdr (Eqs. 14-15)
+    _C.MODEL.PUDET.KD_WEIGHT = 1.0
+    # T: distillation temperature of L_kdc (Eqs. 12-13)
+    _C.MODEL.PUDET.TEMPERATURE = 2.0
+    # psi: the imitation mask keeps anchors with IoU > psi * (the box's max IoU on that level)
+    _C.MODEL.PUDET.IMITATION_PSI = 0.5
+    # switches of the three distillation terms (the paper's Table 3 ablation)
+    _C.MODEL.PUDET.HINT_ON = True
+    _C.MODEL.PUDET.KDC_ON = True
+    _C.MODEL.PUDET.KDR_ON = True
     return cfg

@@ -1,25 +1,78 @@
-"""Thin ``DefaultTrainer`` subclasses: they override ``build_*`` classmethods only."""
+"""Thin ``DefaultTrainer`` subclasses: they override ``build_*`` methods only."""
+import logging
+import os
+
+import torch
 from detectron2.data import DatasetCatalog, build_detection_test_loader
-from detectron2.engine import DefaultTrainer
+from detectron2.engine import DefaultTrainer, HookBase
+from detectron2.utils import comm
 
 from ..data.build import build_pu_train_loader
 from ..data.mappers import PUDatasetMapper
 from ..evaluation import build_evaluator
 from ..evaluation.pu import PUEvaluator
 from ..modeling.pu_classifier import load_detector_backbone
+from ..modeling.self_distill import SelfDistillRCNN, student_state_dict
 
-__all__ = ["DetectionTrainer", "PUTrainer"]
+__all__ = ["DetectionTrainer", "PUTrainer", "ExportStudent"]
+
+logger = logging.getLogger(__name__)
+
+STUDENT_CHECKPOINT = "model_final_student.pth"
 
 
-class DetectionTrainer(DefaultTrainer):
-    """detectron2's trainer with pudet's evaluators (COCO on any detectron2 build, pool hidden truth)."""
+class _CheckpointsOptimizer:
+    """Puts the optimizer state into the trainer's checkpoints, so that ``--resume`` restores momentum too.
+    detectron2 v0.6's ``DefaultTrainer`` saves only the iteration and the hooks' state (the scheduler);
+    later releases add its inner trainer's state under ``_trainer``, as this does (idempotently)."""
+
+    def state_dict(self):
+        ret = super().state_dict()
+        ret.setdefault("_trainer", self._trainer.state_dict())
+        return ret
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        if "_trainer" in state_dict:
+            self._trainer.load_state_dict(state_dict["_trainer"])
+
+
+class ExportStudent(HookBase):
+    """After training, saves a ``SelfDistillRCNN``'s student as a plain detectron2 checkpoint
+    (``OUTPUT_DIR/model_final_student.pth``) that a ``GeneralizedRCNN`` loads without pudet."""
+
+    def __init__(self, output_dir: str):
+        self._path = os.path.join(output_dir, STUDENT_CHECKPOINT)
+
+    def after_train(self):
+        if not comm.is_main_process():
+            return
+        model = self.trainer.model
+        model = getattr(model, "module", model)  # unwrap DDP
+        weights = student_state_dict(model.state_dict())
+        tmp = f"{self._path}.tmp{os.getpid()}"
+        torch.save({"model": weights, "iteration": self.trainer.iter}, tmp)
+        os.replace(tmp, self._path)
+        logger.info(f"Saved the student as a plain detectron2 checkpoint: {self._path}")
+
+
+class DetectionTrainer(_CheckpointsOptimizer, DefaultTrainer):
+    """detectron2's trainer with pudet's evaluators (COCO on any detectron2 build, pool hidden truth); for a
+    ``SelfDistillRCNN`` it also exports the final student as a plain checkpoint (:class:`ExportStudent`)."""
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         return build_evaluator(cfg, dataset_name, output_folder)
 
+    def build_hooks(self):
+        hooks = super().build_hooks()
+        model = getattr(self.model, "module", self.model)
+        if isinstance(model, SelfDistillRCNN):
+            hooks.append(ExportStudent(self.cfg.OUTPUT_DIR))
+        return hooks
 
-class PUTrainer(DefaultTrainer):
+
+class PUTrainer(_CheckpointsOptimizer, DefaultTrainer):
     """Trains the PU classifier (``MODEL.META_ARCHITECTURE: PUClassifier``) on batches holding labeled and
     unlabeled images (``pudet.data.build.register_pu_splits`` must have run), validating on
     ``pu_holdout``. The backbone starts from ``PU.INIT_FROM_DETECTOR`` when set."""

@@ -1,4 +1,6 @@
 """pudet's meta-architectures, registered in detectron2's ``META_ARCH_REGISTRY`` when ``pudet`` is imported."""
 from .pu_classifier import PUClassifier, load_detector_backbone
+from .self_distill import SelfDistillRCNN, build_teacher, export_student, student_state_dict
 
-__all__ = ["PUClassifier", "load_detector_backbone"]
+__all__ = ["PUClassifier", "SelfDistillRCNN", "build_teacher", "export_student", "load_detector_backbone",
+           "student_state_dict"]

@@ -1,0 +1,255 @@
+"""Self-distillation on expanded data (paper Section 3.2): a student Faster R-CNN FPN trained with its usual
+losses plus hints and ground-truth-bounded distillation from a frozen teacher.
+
+    L = L_det + gamma * L_hint + lambda * (L_kdc + L_kdr)                                          (Eq. 8)
+
+The student *is* the meta-architecture: :class:`SelfDistillRCNN` subclasses ``GeneralizedRCNN``, so its
+``backbone``/``proposal_generator``/``roi_heads`` keep detectron2's names and ``MODEL.WEIGHTS`` (e.g. an
+ImageNet-pretrained backbone, or a plain detector checkpoint) initialises the student exactly as it would a
+``GeneralizedRCNN``. The adaptation layers phi_i live under ``adapters``.
+
+The teacher, a ``GeneralizedRCNN`` built from ``MODEL.PUDET.TEACHER_CONFIG`` with weights
+``MODEL.PUDET.TEACHER_WEIGHTS``, is held *outside* the module tree: it is in no ``state_dict`` (checkpoints
+hold the student and adapters only; ``MODEL.WEIGHTS`` and ``--resume`` can never overwrite it, even through
+detectron2's suffix-matching of Caffe2 checkpoints), in no ``parameters()`` (never in the optimizer, nor in
+DDP's gradient reduction), and ``model.train()`` does not reach it, so it stays in eval mode; its parameters
+have ``requires_grad=False`` and it runs under ``no_grad``. Device moves (``model.to``) do reach it.
+"""
+import logging
+import os
+from typing import Dict, List
+
+import torch
+from detectron2.config import configurable, get_cfg
+from detectron2.layers import cat
+from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+from detectron2.utils.events import get_event_storage
+from detectron2.utils.file_io import PathManager
+from fvcore.nn import weight_init
+from torch import nn
+
+from .distill_losses import hint_loss, imitation_masks, kd_cls_loss, kd_reg_loss
+
+__all__ = ["SelfDistillRCNN", "build_teacher", "load_teacher_weights", "student_state_dict", "export_student"]
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_PREFIX = "adapters."
+
+
+def load_teacher_weights(teacher: nn.Module, path: str) -> None:
+    """Loads a detector checkpoint into ``teacher``, strictly: a missing file, a missing tensor or a tensor of
+    another shape (e.g. another number of classes) is an error naming what differs."""
+    local = PathManager.get_local_path(path) if path else path
+    if not path or not os.path.isfile(local):
+        raise FileNotFoundError(f"teacher weights '{path}' not found (MODEL.PUDET.TEACHER_WEIGHTS): train the "
+                                "teacher with tools/train_net.py first and point this key at its model_final.pth")
+    state = torch.load(local, map_location="cpu", weights_only=False)
+    weights = state.get("model", state)
+    own = teacher.state_dict()
+    missing = [k for k in own if k not in weights]
+    mismatched = [f"{k}: checkpoint {tuple(weights[k].shape)} vs teacher model {tuple(own[k].shape)}"
+                  for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
+    if missing or mismatched:
+        raise ValueError(
+            f"teacher weights {path} do not fit the teacher's config (MODEL.PUDET.TEACHER_CONFIG): "
+            + (f"{len(mismatched)} tensors of another shape, e.g. {mismatched[:3]} (another number of "
+               "classes or another architecture?)" if mismatched else "")
+            + ("; " if missing and mismatched else "")
+            + (f"{len(missing)} tensors missing, e.g. {missing[:3]}" if missing else "")
+        )
+    teacher.load_state_dict({k: torch.as_tensor(weights[k]) for k in own})
+    logger.info(f"Teacher loaded from {path} ({len(own)} tensors)")
+
+
+def build_teacher(cfg) -> GeneralizedRCNN:
+    """The frozen teacher ``GeneralizedRCNN`` (eval mode, ``requires_grad=False``) described by ``cfg``'s
+    ``MODEL.PUDET.TEACHER_CONFIG`` (default: the student's own config) and ``TEACHER_WEIGHTS``."""
+    from ..config import add_pudet_config
+
+    path = cfg.MODEL.PUDET.TEACHER_CONFIG
+    if path:
+        tcfg = get_cfg()
+        add_pudet_config(tcfg)
+        tcfg.merge_from_file(path)
+    else:
+        tcfg = cfg.clone()
+    tcfg.defrost()
+    tcfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
+    tcfg.MODEL.DEVICE = cfg.MODEL.DEVICE
+    tcfg.MODEL.WEIGHTS = ""
+    if tcfg.MODEL.ROI_HEADS.NUM_CLASSES != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
+        raise ValueError(f"the teacher ({path}) has {tcfg.MODEL.ROI_HEADS.NUM_CLASSES} classes and the student "
+                         f"{cfg.MODEL.ROI_HEADS.NUM_CLASSES}: distillation needs the same classes")
+    if tuple(tcfg.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS) != tuple(cfg.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS):
+        raise ValueError("teacher and student must share MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS (box deltas are compared)")
+    teacher = GeneralizedRCNN(tcfg).to(torch.device(cfg.MODEL.DEVICE))
+    load_teacher_weights(teacher, cfg.MODEL.PUDET.TEACHER_WEIGHTS)
+    teacher.eval()
+    teacher.requires_grad_(False)
+    return teacher
+
+
+@META_ARCH_REGISTRY.register()
+class SelfDistillRCNN(GeneralizedRCNN):
+    """Student ``GeneralizedRCNN`` + frozen teacher + adaptation layers (see the module docstring).
+
+    Training returns the student's detectron2 losses and, each already weighted, ``loss_hint``
+    (gamma * L_hint), ``loss_kdc`` (lambda * L_kdc) and ``loss_kdr`` (lambda * L_kdr) for the parts that are
+    on. Diagnostics go to the event storage: ``distill/mask_fraction_<level>`` (share of masked locations),
+    ``distill/q_fraction`` (share of teacher proposals the teacher classifies correctly). Inference is the
+    student's.
+    """
+
+    @configurable
+    def __init__(self, *, teacher: GeneralizedRCNN, hint_features: List[str], hint_weight: float,
+                 kd_weight: float, temperature: float, imitation_psi: float, hint_on: bool, kdc_on: bool,
+                 kdr_on: bool, **kwargs):
+        super().__init__(**kwargs)
+        self._teacher = (teacher,)  # a tuple: outside the module tree (state_dict, parameters, train())
+        self.hint_features = list(hint_features)
+        self.hint_weight = hint_weight
+        self.kd_weight = kd_weight
+        self.temperature = temperature
+        self.imitation_psi = imitation_psi
+        self.hint_on, self.kdc_on, self.kdr_on = hint_on, kdc_on, kdr_on
+        self.adapters = None
+        if hint_on:
+            s_shape, t_shape = self.backbone.output_shape(), teacher.backbone.output_shape()
+            missing = [f for f in self.hint_features if f not in s_shape or f not in t_shape]
+            if missing:
+                raise ValueError(f"hint levels {missing} are not features of both student and teacher backbones")
+            self.adapters = nn.ModuleDict()
+            for f in self.hint_features:
+                conv = nn.Conv2d(s_shape[f].channels, t_shape[f].channels, kernel_size=3, padding=1)
+                weight_init.c2_msra_fill(conv)
+                self.adapters[f] = conv
+
+    @classmethod
+    def from_config(cls, cfg):
+        ret = super().from_config(cfg)
+        p = cfg.MODEL.PUDET
+        ret.update(
+            teacher=build_teacher(cfg),
+            # the hint levels are the RPN's: their anchors define the imitation masks
+            hint_features=cfg.MODEL.RPN.IN_FEATURES,
+            hint_weight=p.HINT_WEIGHT,
+            kd_weight=p.KD_WEIGHT,
+            temperature=p.TEMPERATURE,
+            imitation_psi=p.IMITATION_PSI,
+            hint_on=p.HINT_ON,
+            kdc_on=p.KDC_ON,
+            kdr_on=p.KDR_ON,
+        )
+        return ret
+
+    @property
+    def teacher(self) -> GeneralizedRCNN:
+        return self._teacher[0]
+
+    def _apply(self, fn, *args, **kwargs):
+        # device and dtype moves reach the teacher too, although it is not a submodule
+        self.teacher._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
+        if not self.training:
+            return self.inference(batched_inputs)
+        if "instances" not in batched_inputs[0]:
+            raise ValueError("SelfDistillRCNN trains on images with (pseudo-)labels: 'instances' is missing")
+        images = self.preprocess_image(batched_inputs)
+        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+        features = self.backbone(images.tensor)
+        proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
+        _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
+        losses = {**detector_losses, **proposal_losses}
+
+        teacher = self.teacher
+        with torch.no_grad():
+            t_images = teacher.preprocess_image(batched_inputs)
+            t_features = teacher.backbone(t_images.tensor)
+        if self.hint_on:
+            losses["loss_hint"] = self.hint_weight * self._hint_loss(features, t_features, gt_instances)
+        if self.kdc_on or self.kdr_on:
+            kdc, kdr = self._box_distillation(features, t_images, t_features, gt_instances)
+            if self.kdc_on:
+                losses["loss_kdc"] = self.kd_weight * kdc
+            if self.kdr_on:
+                losses["loss_kdr"] = self.kd_weight * kdr
+        return losses
+
+    def _hint_loss(self, features, t_features, gt_instances):
+        """L_hint (Eq. 11) on the RPN's levels, masked by the imitation regions of the ground-truth boxes."""
+        rpn_features = self.proposal_generator.in_features
+        anchors = self.proposal_generator.anchor_generator([features[f] for f in rpn_features])
+        level_anchors = dict(zip(rpn_features, anchors))
+        for f in self.hint_features:
+            if features[f].shape[-2:] != t_features[f].shape[-2:]:
+                raise ValueError(f"student and teacher '{f}' maps differ ({tuple(features[f].shape)} vs "
+                                 f"{tuple(t_features[f].shape)}): they need the same input size and size divisibility")
+        masks = imitation_masks(
+            [level_anchors[f] for f in self.hint_features], [x.gt_boxes for x in gt_instances],
+            [tuple(features[f].shape[-2:]) for f in self.hint_features], psi=self.imitation_psi,
+        )
+        storage = get_event_storage()
+        for f, m in zip(self.hint_features, masks):
+            storage.put_scalar(f"distill/mask_fraction_{f}", m.float().mean().item())
+        student = [self.adapters[f](features[f]) for f in self.hint_features]
+        return hint_loss(student, [t_features[f] for f in self.hint_features], masks)
+
+    def _box_distillation(self, features, t_images, t_features, gt_instances):
+        """(L_kdc, L_kdr) (Eqs. 12-15) on the teacher's proposals, matched to the ground truth and sampled
+        as the student's ROI heads sample their own, fed to both box heads."""
+        heads, t_heads = self.roi_heads, self.teacher.roi_heads
+        with torch.no_grad():
+            t_proposals, _ = self.teacher.proposal_generator(t_images, t_features, None)
+            with get_event_storage().name_scope("distill"):
+                sampled = heads.label_and_sample_proposals(t_proposals, gt_instances)
+            boxes = [p.proposal_boxes for p in sampled]
+            t_logits, t_deltas = t_heads.box_predictor(
+                t_heads.box_head(t_heads.box_pooler([t_features[f] for f in t_heads.box_in_features], boxes))
+            )
+        s_logits, s_deltas = heads.box_predictor(
+            heads.box_head(heads.box_pooler([features[f] for f in heads.box_in_features], boxes))
+        )
+        gt_classes = cat([p.gt_classes for p in sampled])  # (R,), K = background
+        num_classes = heads.num_classes
+        fg = (gt_classes >= 0) & (gt_classes < num_classes)
+        transform = heads.box_predictor.box2box_transform
+        gt_deltas = cat([
+            transform.get_deltas(p.proposal_boxes.tensor, p.gt_boxes.tensor) if p.has("gt_boxes")
+            else torch.zeros(len(p), 4, device=self.device)
+            for p in sampled
+        ])  # (R, 4)
+        classes = gt_classes.clamp(0, num_classes - 1)
+        q_fraction = (t_logits.argmax(dim=1) == gt_classes).float().mean().item() if len(gt_classes) else 0.0
+        get_event_storage().put_scalar("distill/q_fraction", q_fraction)
+        kdc = kd_cls_loss(s_logits, t_logits, gt_classes, self.temperature)
+        kdr = kd_reg_loss(_class_deltas(s_deltas, classes), _class_deltas(t_deltas, classes), gt_deltas, fg)
+        return kdc, kdr
+
+
+def _class_deltas(deltas: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """(R, 4) deltas of each proposal's class from (R, K*4) class-specific or (R, 4) agnostic deltas."""
+    if deltas.shape[1] == 4:
+        return deltas
+    per_class = deltas.view(len(deltas), -1, 4)  # (R, K, 4)
+    return per_class[torch.arange(len(deltas), device=deltas.device), classes]
+
+
+def student_state_dict(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A ``SelfDistillRCNN`` state dict reduced to the student: the keys of a plain ``GeneralizedRCNN``."""
+    return {k: v for k, v in state.items() if not k.startswith(ADAPTER_PREFIX)}
+
+
+def export_student(checkpoint_path: str, output_path: str) -> int:
+    """Writes ``checkpoint_path``'s student as a plain detectron2 checkpoint (``{"model": state_dict}``) that
+    a ``GeneralizedRCNN`` or ``DefaultPredictor`` loads without pudet. Returns the number of tensors."""
+    with PathManager.open(checkpoint_path, "rb") as f:
+        state = torch.load(f, map_location="cpu", weights_only=False)
+    weights = student_state_dict(state.get("model", state))
+    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+    tmp = f"{output_path}.tmp{os.getpid()}"
+    torch.save({"model": weights}, tmp)
+    os.replace(tmp, output_path)
+    return len(weights)

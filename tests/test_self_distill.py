@@ -1,0 +1,210 @@
+"""SelfDistillRCNN: the frozen teacher, the losses it returns, errors, and a few-iteration training through
+tools/train_net.py with a teacher of another depth, resume, and the exported plain student."""
+import importlib.util
+import os
+
+import pytest
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.engine import default_argument_parser
+from detectron2.modeling import GeneralizedRCNN, build_model
+from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import EventStorage
+
+import pudet
+from pudet.modeling import SelfDistillRCNN
+
+from .conftest import REPO, TINY
+
+WD = os.path.join(REPO, "configs", "WildDigits")
+
+
+def _cfg(path, *opts):
+    cfg = get_cfg()
+    pudet.add_pudet_config(cfg)
+    cfg.merge_from_file(path)
+    cfg.merge_from_list(list(opts))
+    return cfg
+
+
+def _save_detector(cfg_path, out, *opts, seed=0):
+    """A randomly initialised GeneralizedRCNN of ``cfg_path`` saved as a detectron2 checkpoint."""
+    torch.manual_seed(seed)
+    cfg = _cfg(cfg_path, *opts)
+    model = build_model(cfg)
+    torch.save({"model": model.state_dict()}, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def teacher_r34(tmp_path_factory):
+    """A config + weights of a ResNet-34 teacher (the student is the benchmark's ResNet-18)."""
+    folder = tmp_path_factory.mktemp("teacher_r34")
+    cfg_file = folder / "teacher.yaml"
+    cfg_file.write_text(f'_BASE_: "{os.path.join(WD, "Base-WildDigits.yaml")}"\nMODEL:\n  RESNETS:\n    DEPTH: 34\n'
+                        "  FPN:\n    OUT_CHANNELS: 32\n")
+    weights = _save_detector(str(cfg_file), str(folder / "teacher.pth"), seed=1)
+    return str(cfg_file), weights
+
+
+def _student(teacher_r34, *opts):
+    cfg_file, weights = teacher_r34
+    cfg = _cfg(os.path.join(WD, "student_R18_FPN_sd.yaml"), "MODEL.PUDET.TEACHER_CONFIG", cfg_file,
+               "MODEL.PUDET.TEACHER_WEIGHTS", weights, *opts)
+    torch.manual_seed(0)
+    return build_model(cfg)
+
+
+def _batch():
+    def item(boxes, classes):
+        inst = Instances((64, 64))
+        inst.gt_boxes = Boxes(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4))
+        inst.gt_classes = torch.tensor(classes, dtype=torch.int64)
+        return {"image": torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8), "instances": inst,
+                "height": 64, "width": 64}
+
+    torch.manual_seed(5)
+    return [item([[4, 4, 30, 36], [34, 10, 60, 40]], [1, 3]), item([], [])]  # the second image has no box
+
+
+def test_losses_and_frozen_teacher(teacher_r34):
+    model = _student(teacher_r34)
+    assert isinstance(model, SelfDistillRCNN)
+    teacher = model.teacher
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    # the teacher is outside the student's state dict and optimizer
+    assert not any(k.startswith("teacher") for k in model.state_dict())
+    own = {id(p) for p in model.parameters()}
+    assert not any(id(p) in own for p in teacher.parameters())
+    assert all(not p.requires_grad for p in teacher.parameters())
+    # adaptation convs map the student's 64 FPN channels to the teacher's 32, one per RPN level
+    assert set(model.adapters) == {"p2", "p3", "p4", "p5", "p6"}
+    assert model.adapters["p2"].in_channels == 64 and model.adapters["p2"].out_channels == 32
+
+    model.train()
+    assert model.training and not teacher.training
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with EventStorage() as storage:
+        losses = model(_batch())
+        assert set(losses) == {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc",
+                               "loss_hint", "loss_kdc", "loss_kdr"}
+        assert all(torch.isfinite(v) for v in losses.values())
+        assert losses["loss_hint"] > 0 and losses["loss_kdr"] > 0
+        sum(losses.values()).backward()
+        optimizer.step()
+        scalars = storage.latest()
+    assert 0.0 < scalars["distill/mask_fraction_p2"][0] < 1.0
+    assert 0.0 <= scalars["distill/q_fraction"][0] <= 1.0
+    assert "distill/roi_head/num_fg_samples" in scalars  # the teacher proposals' sampling, kept apart
+    assert model.adapters["p2"].weight.grad is not None
+    assert all(p.grad is None for p in teacher.parameters())
+    after = teacher.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_switches_and_weights(teacher_r34):
+    model = _student(teacher_r34, "MODEL.PUDET.HINT_ON", "False", "MODEL.PUDET.KDR_ON", "False",
+                     "MODEL.PUDET.KD_WEIGHT", "0.0")
+    assert model.adapters is None
+    model.train()
+    with EventStorage():
+        losses = model(_batch())
+    assert "loss_hint" not in losses and "loss_kdr" not in losses
+    assert losses["loss_kdc"].item() == 0.0  # lambda = 0
+
+
+def test_inference_is_the_students(teacher_r34):
+    model = _student(teacher_r34).eval()
+    plain = GeneralizedRCNN(_cfg(os.path.join(WD, "Base-WildDigits.yaml")))
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("adapters.")})
+    plain.eval()
+    batch = _batch()
+    with torch.no_grad():
+        ours, theirs = model(batch), plain(batch)
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a["instances"].pred_boxes.tensor, b["instances"].pred_boxes.tensor)
+
+
+def test_teacher_errors(teacher_r34, tmp_path):
+    cfg_file, _ = teacher_r34
+    with pytest.raises(FileNotFoundError, match="TEACHER_WEIGHTS"):
+        _student((cfg_file, str(tmp_path / "nothing.pth")))
+    # weights of a detector with 3 classes for a 5-class teacher
+    three = _save_detector(cfg_file, str(tmp_path / "three.pth"), "MODEL.ROI_HEADS.NUM_CLASSES", "3")
+    with pytest.raises(ValueError, match="another number of classes"):
+        _student((cfg_file, three))
+    # a teacher config of other classes than the student
+    with pytest.raises(ValueError, match="classes"):
+        _student((cfg_file, three), "MODEL.ROI_HEADS.NUM_CLASSES", "3")
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _train_args(tiny_root, out, teacher, *extra, opts=()):
+    cfg_file, weights = teacher
+    opts = [
+        "WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.SEED", str(TINY.seed),
+        "WILD_DIGITS.NUM_LABELED", str(TINY.num_labeled), "WILD_DIGITS.NUM_POOL", str(TINY.num_pool),
+        "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction),
+        "MODEL.PUDET.TEACHER_CONFIG", cfg_file, "MODEL.PUDET.TEACHER_WEIGHTS", weights,
+        "SOLVER.IMS_PER_BATCH", "2", "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "()",
+        "SOLVER.MAX_ITER", "3", "SOLVER.CHECKPOINT_PERIOD", "100", "DATALOADER.NUM_WORKERS", "0",
+        "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out, *opts,
+    ]
+    return default_argument_parser().parse_args(
+        ["--config-file", os.path.join(WD, "student_R18_FPN_sd.yaml"), *extra, *opts])
+
+
+def test_train_resume_export(tiny_benchmark, tiny_root, teacher_r34, tmp_path):
+    tool = _load_tool("train_net")
+    out = str(tmp_path / "student")
+    teacher_before = torch.load(teacher_r34[1], weights_only=False)["model"]
+    torch.manual_seed(0)
+    results = tool.main(_train_args(tiny_root, out, teacher_r34))
+    assert 0.0 <= results["bbox"]["AP"] <= 100.0  # one test dataset: detectron2 drops its name
+
+    final = torch.load(os.path.join(out, "model_final.pth"), weights_only=False)
+    assert final["iteration"] == 2
+    assert final["trainer"]["_trainer"]["optimizer"]["state"]  # SGD momentum buffers
+    assert final["trainer"]["hooks"]["LRScheduler"]["last_epoch"] == 3
+    assert any(k.startswith("adapters.") for k in final["model"])
+    # resume restores student, adapters, optimizer momentum, scheduler and iteration
+    from pudet.engine import DetectionTrainer
+
+    trainer = DetectionTrainer(tool.setup(_train_args(tiny_root, out, teacher_r34, "--resume")))
+    trainer.resume_or_load(resume=True)
+    assert trainer.start_iter == 3 and trainer.scheduler.last_epoch == 3
+    saved = final["trainer"]["_trainer"]["optimizer"]["state"]
+    restored = trainer.optimizer.state_dict()["state"]
+    assert saved.keys() == restored.keys()
+    assert all(torch.equal(saved[k]["momentum_buffer"], restored[k]["momentum_buffer"]) for k in saved)
+    assert torch.equal(trainer.model.adapters["p3"].weight, final["model"]["adapters.p3.weight"])
+    del trainer
+    tool.main(_train_args(tiny_root, out, teacher_r34, "--resume", opts=["SOLVER.MAX_ITER", "5"]))
+    with open(os.path.join(out, "log.txt")) as f:
+        assert "Starting training from iteration 3" in f.read()
+    resumed = torch.load(os.path.join(out, "model_final.pth"), weights_only=False)
+    assert resumed["iteration"] == 4 and resumed["trainer"]["hooks"]["LRScheduler"]["last_epoch"] == 5
+    # the teacher's file is untouched and its weights are bit-identical to what was loaded
+    teacher_after = torch.load(teacher_r34[1], weights_only=False)["model"]
+    assert all(torch.equal(teacher_before[k], teacher_after[k]) for k in teacher_before)
+
+    # the final student, written by the trainer, loads into a plain GeneralizedRCNN with no missing key
+    plain = GeneralizedRCNN(_cfg(os.path.join(WD, "Base-WildDigits.yaml")))
+    student = torch.load(os.path.join(out, "model_final_student.pth"), weights_only=False)["model"]
+    result = plain.load_state_dict(student, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert torch.equal(student["backbone.bottom_up.stem.conv1.weight"],
+                       resumed["model"]["backbone.bottom_up.stem.conv1.weight"])
+    # tools/export_student.py converts any training checkpoint the same way
+    exported = str(tmp_path / "exported.pth")
+    _load_tool("export_student").main([os.path.join(out, "model_final.pth"), exported])
+    checkpointer = DetectionCheckpointer(GeneralizedRCNN(_cfg(os.path.join(WD, "Base-WildDigits.yaml"))))
+    incompatible = checkpointer._load_model(checkpointer._load_file(exported))
+    assert not incompatible.missing_keys and not incompatible.unexpected_keys

@@ -111,7 +111,7 @@ def test_unreadable_images_listed_with_reasons(model, pool, tmp_path):
 
 def test_resume_with_other_arguments_is_refused(model, pool, tmp_path):
     run(model, pool, tmp_path)
-    with pytest.raises(ValueError, match="scores of another run"):
+    with pytest.raises(ValueError, match="results of another run"):
         sel.score_pool(model, pool, str(tmp_path), mapper=PUDatasetMapper(pu_cfg(), False), chunk_size=5,
                        num_workers=0, progress=False)
 

@@ -33,6 +33,7 @@ from pudet.engine import PUTrainer  # noqa: E402
 from pudet.engine.purification import estimate_prior_from_splits  # noqa: E402
 from pudet.evaluation import results_table, save_results  # noqa: E402
 from pudet.pu import select as sel  # noqa: E402
+from pudet.utils import atomic_write  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "configs", "WildDigits", "pu_R18_nnpu.yaml"
@@ -136,7 +137,7 @@ def finish_selection(cfg, args, dataset, dicts, out):
         summary["pool positive fraction"] = sum(positive) / len(positive)
     sel.write_scores(os.path.join(out, "scores.tsv"), ids, scores, file_names, truth)
     sel.write_selection(os.path.join(out, "selected.json"), ids, scores, chosen, file_names, summary)
-    sel.atomic_write(os.path.join(out, "unreadable.tsv"),
+    atomic_write(os.path.join(out, "unreadable.tsv"),
                      lambda f: f.writelines(["image_id\tfile_name\treason\n"] + [f"{i}\t{r}\n" for i, r in bad]))
     sel.plot_score_histogram(
         os.path.join(out, "score_histogram.png"), scores,

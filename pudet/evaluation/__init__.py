@@ -5,6 +5,7 @@ import os
 from detectron2.data import MetadataCatalog
 
 from .. import compat
+from ..utils import atomic_write
 from .pool_truth import PoolTruthEvaluator
 
 __all__ = ["PoolTruthEvaluator", "build_evaluator", "results_table", "save_results"]
@@ -17,7 +18,6 @@ def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
     if MetadataCatalog.get(dataset_name).get("evaluator_type", None) == "pool_truth":
         return PoolTruthEvaluator(dataset_name)
     return compat.coco_evaluator(dataset_name, output_dir=output_folder)
-
 
 
 def _metric_groups(results, prefix=""):
@@ -44,8 +44,4 @@ def results_table(results) -> str:
 
 def save_results(results, path: str) -> None:
     """Writes results as json atomically (a crash never leaves a half-written file under ``path``)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: json.dump(results, f, indent=2))

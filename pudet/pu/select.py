@@ -9,12 +9,11 @@ Rank 0 merges the chunks into ``scores.tsv`` (every image) and the selection int
 """
 import json
 import logging
-import os
-import time
 from typing import Dict, List, Optional
 
 import numpy as np
-import torch
+
+from ..utils import atomic_write
 
 __all__ = [
     "ranking_metrics",
@@ -23,11 +22,12 @@ __all__ = [
     "select_top",
     "write_scores",
     "write_selection",
-    "atomic_write",
     "plot_score_histogram",
 ]
 
 logger = logging.getLogger(__name__)
+
+_SUFFIX = ".npz"
 
 
 def ranking_metrics(scores, positive, k: int) -> Dict[str, float]:
@@ -54,99 +54,38 @@ def ranking_metrics(scores, positive, k: int) -> Dict[str, float]:
     }
 
 
-def atomic_write(path: str, write_fn, mode: str = "w") -> None:
-    """Calls ``write_fn(f)`` on a temporary file, then renames it to ``path``: never a half-written file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    with open(tmp, mode) as f:
-        write_fn(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _chunk_path(out_dir, c):
-    return os.path.join(out_dir, "chunks", f"chunk_{c:06d}.npz")
-
-
 def score_pool(model, dicts: List[dict], out_dir: str, *, mapper, batch_size: int = 32,
                num_workers: int = 2, chunk_size: int = 4096, rank: int = 0, world_size: int = 1,
                progress: bool = True) -> int:
-    """Scores this rank's chunks of ``dicts`` that are not finished yet. Returns how many images it scored.
+    """Scores this rank's chunks of ``dicts`` that are not finished yet (resumable, sharded: see
+    :mod:`pudet.data.chunked`). Returns how many images it scored.
 
     ``model`` maps a list of mapped dicts to ``[{"pu_score": tensor}]`` (unreadable inputs, which carry
-    ``"unreadable"``, are not passed to it). A manifest (pool size, chunk size) guards against resuming
-    with other arguments.
+    ``"unreadable"``, are not passed to it).
     """
-    from tqdm import tqdm
+    from ..data.chunked import run_chunked
 
-    from ..data.build import build_batched_inference_loader
+    def predict(batch):
+        return [(x["image_id"], float(o["pu_score"])) for x, o in zip(batch, model(batch))]
 
-    os.makedirs(os.path.join(out_dir, "chunks"), exist_ok=True)
-    _check_manifest(out_dir, len(dicts), chunk_size, rank)
-    num_chunks = (len(dicts) + chunk_size - 1) // chunk_size
-    mine = [c for c in range(num_chunks) if c % world_size == rank]
-    todo = [c for c in mine if not os.path.isfile(_chunk_path(out_dir, c))]
-    total = sum(min(chunk_size, len(dicts) - c * chunk_size) for c in todo)
-    if len(todo) < len(mine):
-        logger.info(f"Resuming: {len(mine) - len(todo)} of this rank's {len(mine)} chunks are already scored")
-    bar = tqdm(total=total, unit="img", desc="scoring", disable=not progress, smoothing=0.1)
-    start, done = time.perf_counter(), 0
+    def save_chunk(f, records, bad):
+        np.savez(f, ids=np.asarray([i for i, _ in records], dtype=np.int64),
+                 scores=np.asarray([s for _, s in records], dtype=np.float32),
+                 bad_ids=np.asarray([i for i, _ in bad], dtype=np.int64),
+                 bad_reasons=np.asarray([r for _, r in bad], dtype=str))
+
     model.eval()
-    with torch.no_grad():
-        for c in todo:
-            part = dicts[c * chunk_size: (c + 1) * chunk_size]
-            ids, scores, bad_ids, bad_reasons = [], [], [], []
-            for batch in build_batched_inference_loader(part, mapper, batch_size, num_workers):
-                good = [x for x in batch if "unreadable" not in x]
-                for x in batch:
-                    if "unreadable" in x:
-                        bad_ids.append(x["image_id"])
-                        bad_reasons.append(f"{x['file_name']}\t{x['unreadable']}")
-                if good:
-                    out = model(good)
-                    ids.extend(x["image_id"] for x in good)
-                    scores.extend(float(o["pu_score"]) for o in out)
-                bar.update(len(batch))
-                done += len(batch)
-                bar.set_postfix_str(f"{done / max(time.perf_counter() - start, 1e-9):.1f} img/s")
-            atomic_write(
-                _chunk_path(out_dir, c),
-                lambda f: np.savez(f, ids=np.asarray(ids, dtype=np.int64), scores=np.asarray(scores, dtype=np.float32),
-                                   bad_ids=np.asarray(bad_ids, dtype=np.int64), bad_reasons=np.asarray(bad_reasons, dtype=str)),
-                mode="wb",
-            )
-    bar.close()
-    elapsed = time.perf_counter() - start
-    if done:
-        logger.info(f"Scored {done} images in {elapsed:.1f}s ({done / elapsed:.1f} img/s)")
-    return done
-
-
-def _check_manifest(out_dir, num_images, chunk_size, rank):
-    path = os.path.join(out_dir, "chunks", "manifest.json")
-    manifest = {"num_images": num_images, "chunk_size": chunk_size}
-    if os.path.isfile(path):
-        with open(path) as f:
-            found = json.load(f)
-        if found != manifest:
-            raise ValueError(
-                f"{out_dir} holds scores of another run ({found}, now {manifest}): use another output "
-                "folder, or delete its chunks/ to start over"
-            )
-    elif rank == 0:
-        atomic_write(path, lambda f: json.dump(manifest, f))
+    return run_chunked(dicts, out_dir, mapper=mapper, predict=predict, save_chunk=save_chunk, suffix=_SUFFIX,
+                       batch_size=batch_size, num_workers=num_workers, chunk_size=chunk_size, rank=rank,
+                       world_size=world_size, progress=progress, desc="scoring")
 
 
 def merge_chunks(out_dir: str, num_images: int, chunk_size: int):
     """Reads every chunk. Returns (ids (N,), scores (N,) float32, [(image_id, "file<TAB>reason")])."""
-    num_chunks = (num_images + chunk_size - 1) // chunk_size
+    from ..data.chunked import finished_chunks
+
     ids, scores, bad = [], [], []
-    for c in range(num_chunks):
-        path = _chunk_path(out_dir, c)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"chunk {c} is missing ({path}): scoring did not finish")
+    for path in finished_chunks(out_dir, num_images, chunk_size, _SUFFIX):
         with np.load(path) as z:
             ids.append(z["ids"])
             scores.append(z["scores"])

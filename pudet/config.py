@@ -79,8 +79,23 @@ def add_pudet_config(cfg):
     _C.MODEL.PUDET.TEMPERATURE = 2.0
     # psi: the imitation mask keeps anchors with IoU > psi * (the box's max IoU on that level)
     _C.MODEL.PUDET.IMITATION_PSI = 0.5
+    # tau: pseudo-boxes scoring below this are dropped when a pseudo-label file is loaded (paper: 0.5)
+    _C.MODEL.PUDET.PSEUDO_SCORE_THRESH = 0.5
     # switches of the three distillation terms (the paper's Table 3 ablation)
     _C.MODEL.PUDET.HINT_ON = True
     _C.MODEL.PUDET.KDC_ON = True
     _C.MODEL.PUDET.KDR_ON = True
+
+    # Training on L and pseudo-labelled U^P (pudet.data.build.build_expanded_train_loader).
+    # pseudo-label files written by `purify_net.py label`, trained on beside DATASETS.TRAIN (the labeled set)
+    _C.DATASETS.TRAIN_PSEUDO = ()
+    # keep pseudo-labelled images left with no box above tau (as background-only images); False drops them
+    _C.DATASETS.PSEUDO_KEEP_EMPTY = False
+    # "alternate": each batch from one source, PSEUDO_BATCHES pseudo-labelled batches then LABELED_BATCHES
+    # labeled ones (the paper's mini-batches); "mixed": both sources in every batch, in that ratio
+    _C.DATALOADER.PSEUDO_BATCHING = "alternate"
+    _C.DATALOADER.PSEUDO_BATCHES = 1
+    _C.DATALOADER.LABELED_BATCHES = 1
+    # colour jitter of pseudo-labelled images: brightness, contrast, saturation factors in [1 - j, 1 + j]
+    _C.INPUT.PSEUDO_COLOR_JITTER = 0.4
     return cfg

@@ -1,17 +1,25 @@
 """Loaders: PU training batches (labeled and unlabeled images in every batch), the PU train/holdout
-splits, and a batched, sharded inference loader over a slice of a dataset."""
+splits, the student's batches over L and pseudo-labelled U^P, and a batched inference loader."""
 import logging
 
 import numpy as np
 import torch.utils.data as torchdata
-from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_train_loader
-from detectron2.data.build import trivial_batch_collator
+from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog, build_detection_train_loader
+from detectron2.data.build import get_detection_dataset_dicts, trivial_batch_collator
 from detectron2.data.common import DatasetFromList, MapDataset
+from detectron2.data.samplers import TrainingSampler
 from detectron2.utils import comm
 
-from .mappers import PUDatasetMapper
+from .datasets.pseudo_labeled import check_pseudo_categories, pseudo_dataset_name
+from .mappers import PseudoLabelMapper, PUDatasetMapper
 
-__all__ = ["PU_SPLITS", "register_pu_splits", "build_pu_train_loader", "build_batched_inference_loader"]
+__all__ = [
+    "PU_SPLITS",
+    "register_pu_splits",
+    "build_pu_train_loader",
+    "build_expanded_train_loader",
+    "build_batched_inference_loader",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +114,76 @@ def build_pu_train_loader(cfg, mapper=None):
     ]
     logger.info(f"PU batches: {n_labeled} labeled + {n_unlabeled} unlabeled images (all GPUs together)")
     return _ConcatBatches(*loaders)
+
+
+class _AlternatingBatches:
+    """Yields whole batches from one loader at a time: ``counts[0]`` batches of the first, then ``counts[1]``
+    of the second, and so on, repeated (every rank follows the same pattern, so all ranks step on the same
+    source together)."""
+
+    def __init__(self, loaders, counts):
+        self.loaders, self.counts = loaders, counts
+
+    def __iter__(self):
+        iterators = [iter(loader) for loader in self.loaders]
+        while True:
+            for it, n in zip(iterators, self.counts):
+                for _ in range(n):
+                    yield next(it)
+
+
+def build_expanded_train_loader(cfg, labeled_mapper=None, pseudo_mapper=None):
+    """The student's infinite loader over L (``DATASETS.TRAIN``) and the pseudo-labelled datasets of
+    ``DATASETS.TRAIN_PSEUDO`` (loaded at tau = ``MODEL.PUDET.PSEUDO_SCORE_THRESH``; registered by
+    :func:`pudet.data.register_datasets`).
+
+    ``DATALOADER.PSEUDO_BATCHING``:
+      * ``"alternate"`` (the paper's): every batch of ``SOLVER.IMS_PER_BATCH`` images comes from one source,
+        ``DATALOADER.PSEUDO_BATCHES`` pseudo-labelled batches, then ``DATALOADER.LABELED_BATCHES`` labeled ones;
+      * ``"mixed"``: every batch holds both, split in the ratio PSEUDO_BATCHES : LABELED_BATCHES.
+    Each source is drawn by its own ``TrainingSampler`` (shuffled, sharded across ranks; seeded by ``SEED``
+    when it is >= 0, so the order is deterministic). Labeled images are mapped by detectron2's
+    ``DatasetMapper``, pseudo-labelled ones by :class:`PseudoLabelMapper` (plus colour jitter). The
+    pseudo-labelled datasets' categories are checked against the labeled set's before training starts.
+    """
+    pseudo_names = [pseudo_dataset_name(p, cfg.MODEL.PUDET.PSEUDO_SCORE_THRESH) for p in cfg.DATASETS.TRAIN_PSEUDO]
+    if not pseudo_names or not cfg.DATASETS.TRAIN:
+        raise ValueError("build_expanded_train_loader needs DATASETS.TRAIN (labeled) and DATASETS.TRAIN_PSEUDO")
+    labeled = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+    pseudo = get_detection_dataset_dicts(pseudo_names, filter_empty=not cfg.DATASETS.PSEUDO_KEEP_EMPTY)
+    for name in pseudo_names:
+        check_pseudo_categories(name, cfg.DATASETS.TRAIN[0])
+    n_pseudo, n_labeled = cfg.DATALOADER.PSEUDO_BATCHES, cfg.DATALOADER.LABELED_BATCHES
+    if n_pseudo < 1 or n_labeled < 1:
+        raise ValueError(f"DATALOADER.PSEUDO_BATCHES and LABELED_BATCHES must be >= 1, got {n_pseudo}, {n_labeled}")
+    seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
+    labeled_mapper = labeled_mapper or DatasetMapper(cfg, True)
+    pseudo_mapper = pseudo_mapper or PseudoLabelMapper(cfg, True)
+
+    def loader(dicts, mapper, batch_size, offset):
+        return build_detection_train_loader(
+            dataset=dicts, mapper=mapper, sampler=TrainingSampler(len(dicts), seed=seed + offset),
+            total_batch_size=batch_size, aspect_ratio_grouping=cfg.DATALOADER.ASPECT_RATIO_GROUPING,
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
+        )
+
+    total = cfg.SOLVER.IMS_PER_BATCH
+    mode = cfg.DATALOADER.PSEUDO_BATCHING
+    logger.info(f"Training on {len(labeled)} labeled and {len(pseudo)} pseudo-labelled images, {mode} batches "
+                f"(pseudo : labeled = {n_pseudo} : {n_labeled})")
+    if mode == "alternate":
+        return _AlternatingBatches(
+            [loader(pseudo, pseudo_mapper, total, 1), loader(labeled, labeled_mapper, total, 0)], [n_pseudo, n_labeled]
+        )
+    if mode == "mixed":
+        per_pseudo = int(round(total * n_pseudo / (n_pseudo + n_labeled)))
+        world = comm.get_world_size()
+        if min(per_pseudo, total - per_pseudo) < world or per_pseudo % world or (total - per_pseudo) % world:
+            raise ValueError(f"SOLVER.IMS_PER_BATCH={total} splits into {per_pseudo} pseudo-labelled + "
+                             f"{total - per_pseudo} labeled images: each must be a positive multiple of {world} GPUs")
+        return _ConcatBatches(loader(pseudo, pseudo_mapper, per_pseudo, 1),
+                              loader(labeled, labeled_mapper, total - per_pseudo, 0))
+    raise ValueError(f"DATALOADER.PSEUDO_BATCHING must be 'alternate' or 'mixed', got '{mode}'")
 
 
 def build_batched_inference_loader(dicts, mapper, batch_size: int, num_workers: int):

@@ -7,11 +7,12 @@ import warnings
 import numpy as np
 import torch
 from detectron2.config import configurable
+from detectron2.data import DatasetMapper
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from PIL import Image, ImageOps
 
-__all__ = ["UnreadableImage", "read_image_safely", "PUDatasetMapper"]
+__all__ = ["UnreadableImage", "read_image_safely", "PUDatasetMapper", "InferenceMapper", "PseudoLabelMapper"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,3 +127,49 @@ class PUDatasetMapper:
         dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
         dataset_dict.pop("annotations", None)
         return dataset_dict
+
+
+class InferenceMapper:
+    """Maps an unlabeled dataset dict to a detector's inference input, as detectron2's test-time
+    ``DatasetMapper`` does (shortest edge resized to ``INPUT.MIN_SIZE_TEST``), with ``height``/``width`` the
+    original size so that predictions come back in original coordinates. Images are read with
+    :func:`read_image_safely`; an unreadable one becomes ``{"image_id", "file_name", "unreadable": reason}``.
+    """
+
+    @configurable
+    def __init__(self, *, min_size: int, max_size: int, image_format: str = "BGR"):
+        self.resize = T.ResizeShortestEdge([min_size, min_size], max_size)
+        self.image_format = image_format
+
+    @classmethod
+    def from_config(cls, cfg):
+        return {"min_size": cfg.INPUT.MIN_SIZE_TEST, "max_size": cfg.INPUT.MAX_SIZE_TEST,
+                "image_format": cfg.INPUT.FORMAT}
+
+    def __call__(self, dataset_dict):
+        out = {"image_id": dataset_dict["image_id"], "file_name": dataset_dict["file_name"]}
+        try:
+            image = read_image_safely(dataset_dict["file_name"], self.image_format)
+        except UnreadableImage as e:
+            return {**out, "unreadable": str(e)}
+        height, width = image.shape[:2]
+        resized = self.resize.get_transform(image).apply_image(image)
+        return {**out, "height": height, "width": width,
+                "image": torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))}
+
+
+class PseudoLabelMapper(DatasetMapper):
+    """detectron2's ``DatasetMapper`` for pseudo-labelled images: the labeled images' augmentations (resize,
+    horizontal flip per ``INPUT.RANDOM_FLIP``) plus, in training, a colour transformation (paper Section
+    4.1): brightness, contrast and saturation each scaled by a factor drawn from
+    ``[1 - INPUT.PSEUDO_COLOR_JITTER, 1 + INPUT.PSEUDO_COLOR_JITTER]``. Colour changes move no box."""
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        ret = super().from_config(cfg, is_train)
+        j = cfg.INPUT.PSEUDO_COLOR_JITTER
+        if is_train and j > 0:
+            ret["augmentations"] = list(ret["augmentations"]) + [
+                T.RandomBrightness(1 - j, 1 + j), T.RandomContrast(1 - j, 1 + j), T.RandomSaturation(1 - j, 1 + j),
+            ]
+        return ret

@@ -7,7 +7,7 @@ from detectron2.data import DatasetCatalog, build_detection_test_loader
 from detectron2.engine import DefaultTrainer, HookBase
 from detectron2.utils import comm
 
-from ..data.build import build_pu_train_loader
+from ..data.build import build_expanded_train_loader, build_pu_train_loader
 from ..data.mappers import PUDatasetMapper
 from ..evaluation import build_evaluator
 from ..evaluation.pu import PUEvaluator
@@ -57,8 +57,16 @@ class ExportStudent(HookBase):
 
 
 class DetectionTrainer(_CheckpointsOptimizer, DefaultTrainer):
-    """detectron2's trainer with pudet's evaluators (COCO on any detectron2 build, pool hidden truth); for a
-    ``SelfDistillRCNN`` it also exports the final student as a plain checkpoint (:class:`ExportStudent`)."""
+    """detectron2's trainer with pudet's evaluators (COCO on any detectron2 build, pool hidden truth); it
+    trains on L and the pseudo-labelled datasets when ``DATASETS.TRAIN_PSEUDO`` is set
+    (:func:`~pudet.data.build.build_expanded_train_loader`), and for a ``SelfDistillRCNN`` it also exports the
+    final student as a plain checkpoint (:class:`ExportStudent`)."""
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        if cfg.DATASETS.TRAIN_PSEUDO:
+            return build_expanded_train_loader(cfg)
+        return super().build_train_loader(cfg)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

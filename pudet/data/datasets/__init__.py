@@ -9,23 +9,33 @@ from .image_pool import (
     register_builtin_pools,
     register_image_pool,
 )
+from .pseudo_labeled import check_pseudo_categories, load_pseudo_labeled, pseudo_dataset_name, register_pseudo_labeled
 from .wild_digits import WildDigitsSpec, build_wild_digits, register_wild_digits
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "WildDigitsSpec",
     "build_wild_digits",
+    "check_pseudo_categories",
+    "load_pseudo_labeled",
+    "pseudo_dataset_name",
     "list_pool_images",
     "load_image_pool",
     "register_builtin_pools",
     "register_datasets",
     "register_image_pool",
+    "register_pseudo_labeled",
     "register_wild_digits",
 ]
 
 
 def register_datasets(cfg) -> None:
     """Registers every dataset a pudet config can name: the wild-digits benchmark described by
-    ``cfg.WILD_DIGITS`` and the builtin image pools. Lazy: no file is built, listed or read here."""
+    ``cfg.WILD_DIGITS``, the builtin image pools, and each pseudo-label file of ``DATASETS.TRAIN_PSEUDO``
+    (as :func:`pseudo_dataset_name`, at tau = ``MODEL.PUDET.PSEUDO_SCORE_THRESH``). Lazy: no file is built,
+    listed or read here."""
     register_wild_digits(WildDigitsSpec.from_config(cfg), root=cfg.WILD_DIGITS.ROOT or None)
     register_builtin_pools()
+    tau = cfg.MODEL.PUDET.PSEUDO_SCORE_THRESH
+    for path in cfg.DATASETS.TRAIN_PSEUDO:
+        register_pseudo_labeled(pseudo_dataset_name(path, tau), path, "", tau, cfg.DATASETS.PSEUDO_KEEP_EMPTY)

@@ -1,0 +1,59 @@
+"""Pseudo-labelled datasets: COCO-format files written by ``purify_net.py label`` (boxes with scores).
+
+The score threshold tau is applied when the dataset is loaded, so one file serves every tau. Images left
+with no box above tau are dropped, or kept as background-only images (``keep_empty``).
+"""
+import logging
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import load_coco_json
+
+__all__ = ["register_pseudo_labeled", "load_pseudo_labeled", "pseudo_dataset_name", "check_pseudo_categories"]
+
+logger = logging.getLogger(__name__)
+
+
+def pseudo_dataset_name(json_file: str, score_thresh: float) -> str:
+    """The name under which :func:`pudet.data.register_datasets` registers a ``DATASETS.TRAIN_PSEUDO`` file."""
+    return f"pseudo@{score_thresh:g}:{json_file}"
+
+
+def load_pseudo_labeled(json_file: str, image_root: str, name: str, score_thresh: float, keep_empty: bool):
+    """detectron2 dataset dicts of a pseudo-label file, keeping the boxes scoring at least ``score_thresh``."""
+    dicts = load_coco_json(json_file, image_root, name, extra_annotation_keys=["score"])
+    kept, boxes = [], 0
+    for d in dicts:
+        annos = [a for a in d.get("annotations", []) if a["score"] >= score_thresh]
+        if annos or keep_empty:
+            kept.append({**d, "annotations": annos})
+            boxes += len(annos)
+    logger.info(f"{name}: {len(kept)} of {len(dicts)} images and {boxes} boxes at score >= {score_thresh}")
+    return kept
+
+
+def register_pseudo_labeled(name: str, json_file: str, image_root: str = "", score_thresh: float = 0.5,
+                            keep_empty: bool = False) -> None:
+    """Registers a pseudo-label file as a detection dataset. Lazy (nothing is read here) and idempotent for
+    the same arguments; other arguments under a registered name are an error."""
+    args = {"json_file": json_file, "image_root": image_root, "score_thresh": score_thresh, "keep_empty": keep_empty}
+    if name in DatasetCatalog.list():
+        if MetadataCatalog.get(name).get("pseudo_label_args", None) != args:
+            raise ValueError(f"'{name}' is already registered with other arguments")
+        return
+    DatasetCatalog.register(name, lambda: load_pseudo_labeled(json_file, image_root, name, score_thresh, keep_empty))
+    MetadataCatalog.get(name).set(pseudo_label_args=args, json_file=json_file, image_root=image_root,
+                                  evaluator_type="coco")
+
+
+def check_pseudo_categories(pseudo_name: str, labeled_name: str) -> None:
+    """Raises ValueError unless a loaded pseudo-labelled dataset has the labeled dataset's categories (names
+    and dataset ids): a mismatch would silently train wrong classes."""
+    p, l = MetadataCatalog.get(pseudo_name), MetadataCatalog.get(labeled_name)
+    ours = (list(p.get("thing_classes", [])), p.get("thing_dataset_id_to_contiguous_id", None))
+    theirs = (list(l.get("thing_classes", [])), l.get("thing_dataset_id_to_contiguous_id", None))
+    if ours != theirs:
+        raise ValueError(
+            f"the categories of {pseudo_name} ({ours[0]}, ids {ours[1]}) differ from those of the labeled "
+            f"dataset {labeled_name} ({theirs[0]}, ids {theirs[1]}): pseudo-label with a teacher trained on "
+            f"{labeled_name}"
+        )

@@ -1,0 +1,106 @@
+"""Pseudo-labelling (Algorithm 1 step 3): batched teacher inference over unlabeled images -> a COCO-format
+file whose annotations keep the teacher's scores (down to a low floor), so that one file serves every tau.
+
+Runs on :mod:`pudet.data.chunked`: resumable, sharded across ranks, tolerant of unreadable images.
+"""
+import json
+import logging
+from typing import Dict, List
+
+import numpy as np
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from ..data.chunked import finished_chunks, run_chunked
+from ..utils import atomic_write
+
+__all__ = ["teacher_categories", "label_images", "merge_pseudo_labels", "write_pseudo_labels", "random_subset",
+           "selection_dicts"]
+
+logger = logging.getLogger(__name__)
+
+_SUFFIX = ".json"
+
+
+def teacher_categories(train_dataset: str) -> List[dict]:
+    """COCO ``categories`` of the dataset the teacher was trained on: ``[{"id", "name"}]`` in contiguous order,
+    with the dataset's own ids (e.g. COCO's 1..90) where it has them."""
+    meta = MetadataCatalog.get(train_dataset)
+    if meta.get("thing_dataset_id_to_contiguous_id", None) is None:
+        DatasetCatalog.get(train_dataset)  # loading a COCO-format dataset records its id mapping
+    mapping = meta.get("thing_dataset_id_to_contiguous_id", None)
+    names = meta.thing_classes
+    if mapping is None:
+        return [{"id": i + 1, "name": n} for i, n in enumerate(names)]
+    inverse = {v: k for k, v in mapping.items()}
+    return [{"id": int(inverse[i]), "name": n} for i, n in enumerate(names)]
+
+
+def label_images(model, dicts: List[dict], out_dir: str, *, mapper, category_ids: List[int], batch_size: int = 8,
+                 num_workers: int = 2, chunk_size: int = 1024, rank: int = 0, world_size: int = 1,
+                 progress: bool = True) -> int:
+    """Runs the teacher on this rank's unfinished chunks of ``dicts`` (several images per forward). Returns
+    how many images it processed. ``category_ids[c]`` is the dataset id of contiguous class ``c``.
+
+    Each image's record: ``{"image_id", "file_name", "height", "width", "detections": [[x, y, w, h, score,
+    category_id], ...]}`` in original image coordinates (the teacher's ``SCORE_THRESH_TEST`` is the floor).
+    """
+
+    def predict(batch):
+        records = []
+        for x, out in zip(batch, model(batch)):
+            inst = out["instances"].to("cpu")
+            boxes = inst.pred_boxes.tensor.numpy().astype(np.float64)
+            boxes[:, 2:] -= boxes[:, :2]  # XYXY -> XYWH
+            dets = [[round(float(v), 2) for v in b] + [round(float(s), 5), int(category_ids[int(c)])]
+                    for b, s, c in zip(boxes, inst.scores.numpy(), inst.pred_classes.numpy())]
+            records.append({"image_id": x["image_id"], "file_name": x["file_name"], "height": x["height"],
+                            "width": x["width"], "detections": dets})
+        return records
+
+    def save_chunk(f, records, bad):
+        f.write(json.dumps({"images": records, "unreadable": bad}).encode())
+
+    model.eval()
+    return run_chunked(dicts, out_dir, mapper=mapper, predict=predict, save_chunk=save_chunk, suffix=_SUFFIX,
+                       batch_size=batch_size, num_workers=num_workers, chunk_size=chunk_size, rank=rank,
+                       world_size=world_size, progress=progress, desc="pseudo-labelling",
+                       manifest={"kind": "pseudo-labels"})
+
+
+def merge_pseudo_labels(out_dir: str, num_images: int, chunk_size: int, categories: List[dict], info: Dict):
+    """Reads every chunk into one COCO dict (images, annotations with ``score``, categories, info). Returns
+    ``(coco, unreadable)`` with ``unreadable`` = ``[(image_id, "file_name<TAB>reason")]``."""
+    images, annotations, unreadable = [], [], []
+    for path in finished_chunks(out_dir, num_images, chunk_size, _SUFFIX):
+        with open(path) as f:
+            chunk = json.load(f)
+        unreadable.extend((int(i), r) for i, r in chunk["unreadable"])
+        for rec in chunk["images"]:
+            images.append({"id": rec["image_id"], "file_name": rec["file_name"], "height": rec["height"],
+                           "width": rec["width"]})
+            for x, y, w, h, score, cat in rec["detections"]:
+                annotations.append({"id": len(annotations) + 1, "image_id": rec["image_id"], "bbox": [x, y, w, h],
+                                    "area": w * h, "category_id": cat, "score": score, "iscrowd": 0})
+    coco = {"info": {**info, "images": len(images), "unreadable": len(unreadable)}, "images": images,
+            "annotations": annotations, "categories": categories}
+    return coco, unreadable
+
+
+def write_pseudo_labels(path: str, coco: dict) -> None:
+    """Writes a pseudo-label COCO dict atomically."""
+    atomic_write(path, lambda f: json.dump(coco, f))
+
+
+def random_subset(dicts: List[dict], k: int, seed: int) -> List[dict]:
+    """``k`` dicts drawn without replacement with ``seed`` (the random-selection baseline U^R), in pool order."""
+    if not 0 < k <= len(dicts):
+        raise ValueError(f"--random must be between 1 and the pool size {len(dicts)}, got {k}")
+    idx = np.sort(np.random.default_rng(seed).choice(len(dicts), size=k, replace=False))
+    return [dicts[i] for i in idx]
+
+
+def selection_dicts(selection_json: str) -> List[dict]:
+    """The images of a ``purify_net.py select`` output (``selected.json``), as unlabeled dataset dicts."""
+    with open(selection_json) as f:
+        images = json.load(f)["images"]
+    return [{"file_name": im["file_name"], "image_id": im["image_id"]} for im in images]

@@ -1,15 +1,27 @@
 #!/usr/bin/env python
-"""Speed benchmarks that print ratios (never timed tests).
+"""Speed and memory benchmarks on the built-in benchmark's data; each prints a table and a ratio (these are
+measurements, never timed tests).
 
   tools/benchmark.py select [--images N] [--batch-size B] [--num-workers W]
-      `purify_net.py select`'s scoring (files decoded by a DataLoader with workers, resized, batched,
-      scored, written in chunks) in images/s, next to the raw backbone forward of the same images,
-      already decoded and resized, at the same batch size; prints the ratio.
+      `purify_net.py select`'s scoring (files decoded by a DataLoader with workers, resized, batched, scored,
+      written in chunks) in images/s, next to the raw backbone forward of the same images, already decoded
+      and resized, at the same batch size.
+  tools/benchmark.py select-memory [--images N]
+      peak resident memory of scoring N pool images and 10 N (each in a fresh process): the ratio of the peaks.
+  tools/benchmark.py label [--images N] [--batch-size B] [--num-workers W]
+      `purify_net.py label`'s pseudo-labelling in images/s, next to detectron2's DefaultPredictor called
+      once per image on the same files.
+  tools/benchmark.py distill [--steps S] [--batch-size B] [--teacher-weights W]
+      a SelfDistillRCNN training step (student + frozen teacher + hint/kdc/kdr) over a plain detectron2
+      GeneralizedRCNN step of the same student on the same batches.
 """
 import argparse
+import json
 import os
 import platform
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,29 +30,47 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import pudet  # noqa: E402
 import torch  # noqa: E402
+from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
-from detectron2.data import DatasetCatalog  # noqa: E402
+from detectron2.data import DatasetCatalog, DatasetMapper  # noqa: E402
+from detectron2.engine import DefaultPredictor  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
+from detectron2.utils.events import EventStorage  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from pudet.data import register_datasets  # noqa: E402
-from pudet.data.mappers import PUDatasetMapper  # noqa: E402
+from pudet.data.mappers import InferenceMapper, PUDatasetMapper  # noqa: E402
+from pudet.engine.pseudo_label import label_images  # noqa: E402
 from pudet.pu.select import score_pool  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+WD = os.path.join(REPO, "configs", "WildDigits")
 
 
 def machine():
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads)")
+
+
+def load_cfg(name, *opts):
+    cfg = get_cfg()
+    pudet.add_pudet_config(cfg)
+    cfg.merge_from_file(os.path.join(WD, name))
+    cfg.merge_from_list(list(opts))
+    register_datasets(cfg)
+    return cfg
+
+
+def pool_dicts(n):
+    dicts = DatasetCatalog.get("wild_digits_pool")
+    if n > len(dicts):
+        raise SystemExit(f"the benchmark's pool has {len(dicts)} images; ask for at most that many")
+    return dicts[:n]
 
 
 def bench_select(args):
-    cfg = get_cfg()
-    pudet.add_pudet_config(cfg)
-    cfg.merge_from_file(os.path.join(REPO, "configs", "WildDigits", "pu_R18_nnpu.yaml"))
-    cfg.PU.INIT_FROM_DETECTOR = ""
-    register_datasets(cfg)
-    dicts = DatasetCatalog.get("wild_digits_pool")[: args.images]
+    cfg = load_cfg("pu_R18_nnpu.yaml", "PU.INIT_FROM_DETECTOR", "")
+    dicts = pool_dicts(args.images)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     mapper = PUDatasetMapper(cfg, False)
@@ -64,14 +94,125 @@ def bench_select(args):
         full = len(dicts) / (time.perf_counter() - start)
     finally:
         shutil.rmtree(out)
-    rows = [
-        ["raw backbone forward (pre-decoded tensors)", f"{raw:.1f}"],
-        ["select scoring (decode + resize + forward + chunks)", f"{full:.1f}"],
-        ["ratio select / raw", f"{full / raw:.2f}"],
-    ]
-    print(f"select benchmark: {len(dicts)} wild-digits pool images at {cfg.PU.INPUT_SIZE}px, batch {args.batch_size}, "
+    print(f"select: {len(dicts)} wild-digits pool images at {cfg.PU.INPUT_SIZE}px, batch {args.batch_size}, "
           f"{args.num_workers} loader workers; {machine()}")
-    print(tabulate(rows, headers=["", "images/s"], tablefmt="github"))
+    print(tabulate([["raw backbone forward (pre-decoded tensors)", f"{raw:.1f}"],
+                    ["select scoring (decode + resize + forward + chunks)", f"{full:.1f}"],
+                    ["ratio select / raw", f"{full / raw:.2f}"]], headers=["", "images/s"], tablefmt="github"))
+
+
+def _select_peak(args):
+    """(internal) scores ``args.images`` pool images in this process and prints its peak RSS in MiB."""
+    cfg = load_cfg("pu_R18_nnpu.yaml", "PU.INIT_FROM_DETECTOR", "")
+    dicts = pool_dicts(args.images)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    out = tempfile.mkdtemp(prefix="bench_peak_")
+    try:
+        score_pool(model, dicts, out, mapper=PUDatasetMapper(cfg, False), batch_size=32, num_workers=0,
+                   chunk_size=256, progress=False)
+    finally:
+        shutil.rmtree(out)
+    print(json.dumps({"images": len(dicts), "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def bench_select_memory(args):
+    peaks = []
+    for n in (args.images, 10 * args.images):
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "_select-peak", "--images", str(n)],
+                             check=True, capture_output=True, text=True).stdout
+        peaks.append(json.loads(out.strip().splitlines()[-1]))
+    print(f"select-memory: peak resident memory of one scoring process (batch 32, chunks of 256, no loader "
+          f"workers); {machine()}")
+    rows = [[p["images"], f"{p['peak_mib']:.0f}"] for p in peaks]
+    rows.append(["ratio 10x pool / pool", f"{peaks[1]['peak_mib'] / peaks[0]['peak_mib']:.2f}"])
+    print(tabulate(rows, headers=["pool images", "peak MiB"], tablefmt="github"))
+
+
+def _teacher(cfg, weights):
+    model = build_model(cfg)
+    if weights:
+        DetectionCheckpointer(model).load(weights)
+    return model.eval()
+
+
+def bench_label(args):
+    cfg = load_cfg("faster_rcnn_R18_FPN_teacher.yaml")
+    dicts = pool_dicts(args.images)
+    torch.manual_seed(0)
+    weights = args.teacher_weights if os.path.isfile(args.teacher_weights) else ""
+    model = _teacher(cfg, weights)
+    predictor_cfg = cfg.clone()
+    predictor_cfg.MODEL.WEIGHTS = weights
+    predictor = DefaultPredictor(predictor_cfg)
+    if not weights:
+        predictor.model.load_state_dict(model.state_dict())
+    from detectron2.data.detection_utils import read_image
+
+    predictor(read_image(dicts[0]["file_name"], format="BGR"))  # warm-up
+    start = time.perf_counter()
+    for d in dicts:
+        predictor(read_image(d["file_name"], format="BGR"))
+    one_by_one = len(dicts) / (time.perf_counter() - start)
+
+    out = tempfile.mkdtemp(prefix="bench_label_")
+    try:
+        start = time.perf_counter()
+        label_images(model, dicts, out, mapper=InferenceMapper(cfg), category_ids=list(range(1, 6)),
+                     batch_size=args.batch_size, num_workers=args.num_workers, chunk_size=1024, progress=False)
+        batched = len(dicts) / (time.perf_counter() - start)
+    finally:
+        shutil.rmtree(out)
+    print(f"label: {len(dicts)} wild-digits pool images (128x128), teacher "
+          f"{'from ' + weights if weights else 'randomly initialised'}, batch {args.batch_size}, "
+          f"{args.num_workers} loader workers; {machine()}")
+    print(tabulate([["DefaultPredictor, one image per call", f"{one_by_one:.1f}"],
+                    ["purify_net.py label (batched, chunked, loader workers)", f"{batched:.1f}"],
+                    ["ratio label / DefaultPredictor", f"{batched / one_by_one:.2f}"]],
+                   headers=["", "images/s"], tablefmt="github"))
+
+
+def bench_distill(args):
+    weights = args.teacher_weights
+    tmp = None
+    if not os.path.isfile(weights):
+        tmp = tempfile.mkdtemp(prefix="bench_teacher_")
+        torch.manual_seed(1)
+        weights = os.path.join(tmp, "teacher.pth")
+        torch.save({"model": build_model(load_cfg("faster_rcnn_R18_FPN_teacher.yaml")).state_dict()}, weights)
+    try:
+        student_cfg = load_cfg("student_R18_FPN_sd.yaml", "MODEL.PUDET.TEACHER_WEIGHTS", weights,
+                               "SOLVER.IMS_PER_BATCH", str(args.batch_size))
+        plain_cfg = student_cfg.clone()
+        plain_cfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
+        mapper = DatasetMapper(student_cfg, True)
+        dicts = DatasetCatalog.get("wild_digits_train")
+        batches = [[mapper(d) for d in dicts[i * args.batch_size: (i + 1) * args.batch_size]]
+                   for i in range(args.steps + 1)]
+        times = {}
+        for name, cfg in (("plain detectron2 GeneralizedRCNN", plain_cfg), ("SelfDistillRCNN", student_cfg)):
+            torch.manual_seed(0)
+            model = build_model(cfg).train()
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+            with EventStorage():
+                for i, batch in enumerate(batches):
+                    if i == 1:  # the first step is a warm-up
+                        start = time.perf_counter()
+                    losses = model(batch)
+                    optimizer.zero_grad()
+                    sum(losses.values()).backward()
+                    optimizer.step()
+            times[name] = (time.perf_counter() - start) / args.steps
+    finally:
+        if tmp:
+            shutil.rmtree(tmp)
+    plain, distill = times["plain detectron2 GeneralizedRCNN"], times["SelfDistillRCNN"]
+    print(f"distill: R18-FPN student (and R18-FPN teacher), {args.batch_size} images of 128x128 per step, "
+          f"{args.steps} timed steps; {machine()}")
+    print(tabulate([["plain detectron2 step (same student, same batches)", f"{plain:.3f}"],
+                    ["self-distillation step (hint + kdc + kdr)", f"{distill:.3f}"],
+                    ["ratio self-distillation / plain", f"{distill / plain:.2f}"]],
+                   headers=["", "s/step"], tablefmt="github"))
 
 
 def main(argv=None):
@@ -82,8 +223,23 @@ def main(argv=None):
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--num-workers", type=int, default=2)
     s.add_argument("--chunk-size", type=int, default=4096)
+    m = sub.add_parser("select-memory", help="select peak memory on a pool and a 10x larger one")
+    m.add_argument("--images", type=int, default=400)
+    peak = sub.add_parser("_select-peak")
+    peak.add_argument("--images", type=int, required=True)
+    teacher = os.path.join(REPO, "output", "demo", "teacher", "model_final.pth")
+    lab = sub.add_parser("label", help="label throughput vs DefaultPredictor one image at a time")
+    lab.add_argument("--images", type=int, default=400)
+    lab.add_argument("--batch-size", type=int, default=8)
+    lab.add_argument("--num-workers", type=int, default=2)
+    lab.add_argument("--teacher-weights", default=teacher, help="(default: %(default)s; random if missing)")
+    d = sub.add_parser("distill", help="self-distillation step vs plain detectron2 step")
+    d.add_argument("--steps", type=int, default=20)
+    d.add_argument("--batch-size", type=int, default=8)
+    d.add_argument("--teacher-weights", default=teacher, help="(default: %(default)s; random if missing)")
     args = p.parse_args(argv)
-    bench_select(args)
+    {"select": bench_select, "select-memory": bench_select_memory, "_select-peak": _select_peak,
+     "label": bench_label, "distill": bench_distill}[args.command](args)
 
 
 if __name__ == "__main__":

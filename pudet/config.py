@@ -61,6 +61,8 @@ def add_pudet_config(cfg):
     _C.PU.INPUT_SIZE = 128
     # backbone feature map that is globally pooled into the linear head
     _C.PU.IN_FEATURE = "res5"
+    # global pooling of that map: "avg" (an image classifier's), or "max" (fires on one object among clutter)
+    _C.PU.POOLING = "avg"
     # detector checkpoint whose backbone (bottom-up) initialises the classifier; "" = none
     _C.PU.INIT_FROM_DETECTOR = ""
 

@@ -86,3 +86,24 @@ def test_init_from_detector_maps_bottom_up_keys(tmp_path):
     with pytest.raises(ValueError, match="no backbone weights"):
         torch.save({"model": {"head.weight": torch.zeros(1)}}, str(tmp_path / "bad.pth"))
         load_detector_backbone(model, str(tmp_path / "bad.pth"))
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_pooling_of_the_feature_map(pooling):
+    cfg = pu_cfg()
+    cfg.PU.POOLING = pooling
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    inputs = batch([0, 0])
+    with torch.no_grad():
+        images = torch.stack([(x["image"].float() - model.pixel_mean) / model.pixel_std for x in inputs])
+        fmap = model.backbone(images)[cfg.PU.IN_FEATURE]  # (N, C, H, W)
+        expected = fmap.mean(dim=(2, 3)) if pooling == "avg" else fmap.flatten(2).max(dim=2).values
+        assert torch.allclose(model.features(inputs), expected, atol=1e-6)
+
+
+def test_unknown_pooling_is_an_error():
+    cfg = pu_cfg()
+    cfg.PU.POOLING = "median"
+    with pytest.raises(ValueError, match="PU.POOLING"):
+        build_model(cfg)

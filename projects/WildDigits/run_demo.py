@@ -1,16 +1,27 @@
 #!/usr/bin/env python
-"""`make demo`: the main job on the built-in wild-digits benchmark, through the real tools.
+"""`make demo`: Algorithm 1 and the student trainings on the built-in wild-digits benchmark, through the
+real tools (tools/train_net.py, tools/purify_net.py train/select/label/gallery), then a table shaped like
+the paper's Table 1.
 
-Stages (each a tools/ command, rerun-safe: a stage resumes from its last checkpoint, and a finished
-one is only re-evaluated):
-  teacher   tools/train_net.py: the teacher D_t on the labeled set L, evaluated on the val set (COCO AP)
-            and on the unlabeled pool against its hidden truth (how often it fires on negative scenes).
+Stages (run in order; --stage runs one, reading what the earlier ones wrote; each is rerun-safe: a
+finished stage is skipped, an interrupted training resumes from its last checkpoint):
+  teacher    the teacher D_t on L (COCO AP on val)
+  pu         the PU classifier N_pu (nnPU, prior estimated) on L and the pool U
+  select     N_pu scores every pool image; U^P = the top K = n_l
+  label      D_t pseudo-labels the whole pool (for the confidence-based selection and the teacher's
+             false alarms), U^P, a random U^R of K images, and U^C = the K images whose best box scores
+             highest (the selection a practitioner tries first)
+  students   the rows: labeled only (the teacher trained on as long again, plain detectron2); + self-
+             distillation on L; + U^R, U^P at tau 0.5 and 0.9; + U^C at 0.5 (self-distillation on L + U^x);
+             students start from the teacher's weights
+  report     results.json, results.md, gallery.png (random vs PU-selected, Figure 3), the table
 
-Prints a results table and writes results.json / results.md in --output-dir.
+Prints the table; its last lines say where everything is.
 """
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,18 +29,35 @@ import time
 from tabulate import tabulate
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TEACHER_CONFIG = os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml")
+sys.path.insert(0, REPO)
+
+CONFIGS = os.path.join(REPO, "configs", "WildDigits")
+TOOLS = os.path.join(REPO, "tools")
+STAGES = ("teacher", "pu", "select", "label", "students", "report")
+# (row key, label, training data: None = L only, or (selection, tau); self-distillation?)
+ROWS = (
+    ("baseline", "Labeled only (baseline)", None, False),
+    ("sd", "+ Self-distillation", None, True),
+    ("random_0.5", "+ Randomly selected (U^R)", ("random", 0.5), True),
+    ("random_0.9", "+ Randomly selected (U^R)", ("random", 0.9), True),
+    ("pu_0.5", "+ PU selected (U^P)", ("pu", 0.5), True),
+    ("pu_0.9", "+ PU selected (U^P)", ("pu", 0.9), True),
+    ("confidence_0.5", "+ Teacher-confidence selected (U^C)", ("confidence", 0.5), True),
+)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-dir", default="output/demo", help="where every stage writes (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="benchmark seed (default: %(default)s)")
+    p.add_argument("--stage", choices=STAGES, default=None, help="run this stage only (default: all, in order)")
+    p.add_argument("--seed", type=int, default=0, help="benchmark seed, also of U^R and training (default: %(default)s)")
     p.add_argument("--num-labeled", type=int, default=400, help="labeled scenes in L (default: %(default)s)")
     p.add_argument("--num-pool", type=int, default=4000, help="scenes in the pool U (default: %(default)s)")
     p.add_argument("--num-val", type=int, default=300, help="validation scenes (default: %(default)s)")
     p.add_argument("--pos-fraction", type=float, default=0.25, help="positive fraction of U (default: %(default)s)")
-    p.add_argument("--teacher-iters", type=int, default=1500, help="teacher iterations (default: %(default)s)")
+    p.add_argument("--teacher-iters", type=int, default=1000, help="teacher iterations (default: %(default)s)")
+    p.add_argument("--pu-iters", type=int, default=200, help="PU classifier iterations (default: %(default)s)")
+    p.add_argument("--student-iters", type=int, default=150, help="iterations of each student (default: %(default)s)")
     return p.parse_args(argv)
 
 
@@ -37,55 +65,195 @@ def benchmark_opts(args):
     return [
         "WILD_DIGITS.SEED", str(args.seed), "WILD_DIGITS.NUM_LABELED", str(args.num_labeled),
         "WILD_DIGITS.NUM_POOL", str(args.num_pool), "WILD_DIGITS.NUM_VAL", str(args.num_val),
-        "WILD_DIGITS.POS_FRACTION", str(args.pos_fraction),
+        "WILD_DIGITS.POS_FRACTION", str(args.pos_fraction), "SEED", str(args.seed),
     ]
 
 
-def run(cmd):
+def schedule(iters, lr):
+    return ["SOLVER.MAX_ITER", str(iters), "SOLVER.BASE_LR", str(lr),
+            "SOLVER.STEPS", f"({int(iters * 0.8)},)", "SOLVER.CHECKPOINT_PERIOD", str(max(1, iters // 3)),
+            "SOLVER.WARMUP_ITERS", str(min(100, iters // 5))]
+
+
+def run(cmd, log_path):
+    """Runs a tool; its output goes to ``log_path`` (the last lines are shown if it fails)."""
     print("$ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    start = time.time()
+    with open(log_path, "w") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        with open(log_path) as f:
+            sys.stderr.write("".join(f.readlines()[-30:]))
+        raise SystemExit(f"failed ({proc.returncode}): see {log_path}")
+    print(f"  done in {time.time() - start:.0f}s (log: {log_path})", flush=True)
 
 
-def stage_teacher(args):
-    out = os.path.join(args.output_dir, "teacher")
-    iters = args.teacher_iters
-    run([
-        sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--resume",
-        "--config-file", TEACHER_CONFIG, *benchmark_opts(args),
-        "SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", f"({int(iters * 0.8)}, {int(iters * 0.93)})",
-        "DATASETS.TEST", "('wild_digits_val', 'wild_digits_pool')", "OUTPUT_DIR", out,
-    ])
-    with open(os.path.join(out, "eval_results.json")) as f:
+def tool(name):
+    return [sys.executable, os.path.join(TOOLS, name)]
+
+
+def paths(args):
+    o = args.output_dir
+    return {
+        "teacher": os.path.join(o, "teacher"), "pu": os.path.join(o, "pu"),
+        "select": os.path.join(o, "pu", "select"), "labels": os.path.join(o, "labels"),
+        "students": os.path.join(o, "students"), "logs": os.path.join(o, "logs"),
+    }
+
+
+def read_json(path):
+    with open(path) as f:
         return json.load(f)
+
+
+def stage_teacher(args, p):
+    if os.path.isfile(os.path.join(p["teacher"], "eval_results.json")):
+        return
+    run(tool("train_net.py") + [
+        "--resume", "--config-file", os.path.join(CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml"), *benchmark_opts(args),
+        *schedule(args.teacher_iters, 0.02), "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", p["teacher"],
+    ], os.path.join(p["logs"], "teacher.log"))
+
+
+def stage_pu(args, p):
+    if os.path.isfile(os.path.join(p["pu"], "eval_results.json")):
+        return
+    run(tool("purify_net.py") + [
+        "train", "--resume", "--config-file", os.path.join(CONFIGS, "pu_R18_nnpu.yaml"), *benchmark_opts(args),
+        *schedule(args.pu_iters, 0.01), "PU.INIT_FROM_DETECTOR", os.path.join(p["teacher"], "model_final.pth"),
+        "OUTPUT_DIR", p["pu"],
+    ], os.path.join(p["logs"], "pu.log"))
+
+
+def stage_select(args, p):
+    if os.path.isfile(os.path.join(p["select"], "selected.json")):
+        return
+    run(tool("purify_net.py") + [
+        "select", "--config-file", os.path.join(CONFIGS, "pu_R18_nnpu.yaml"), *benchmark_opts(args),
+        "PU.PRIOR", str(read_json(os.path.join(p["pu"], "prior.json"))["prior"]), "OUTPUT_DIR", p["pu"],
+    ], os.path.join(p["logs"], "select.log"))
+
+
+def _label(args, p, name, *source):
+    out = os.path.join(p["labels"], name)
+    if not os.path.isfile(os.path.join(out, "diagnostics.json")):
+        run(tool("purify_net.py") + [
+            "label", "--config-file", os.path.join(CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml"),
+            "--weights", os.path.join(p["teacher"], "model_final.pth"), "--output-dir", out, *source,
+            *benchmark_opts(args),
+        ], os.path.join(p["logs"], f"label_{name}.log"))
+    return out
+
+
+def stage_label(args, p):
+    from pudet.pu.select import max_score_per_image, select_top, write_selection
+
+    pool_labels = _label(args, p, "pool", "--dataset", "wild_digits_pool")
+    _label(args, p, "pu", "--selection", os.path.join(p["select"], "selected.json"))
+    _label(args, p, "random", "--dataset", "wild_digits_pool", "--random", str(args.num_labeled),
+           "--seed", str(args.seed))
+    conf_selection = os.path.join(p["labels"], "confidence_selected.json")
+    if not os.path.isfile(conf_selection):
+        coco = read_json(os.path.join(pool_labels, "pseudo_labels.json"))
+        ids, scores = max_score_per_image(coco)
+        chosen = select_top(ids, scores, topk=args.num_labeled)
+        files = {im["id"]: im["file_name"] for im in coco["images"]}
+        write_selection(conf_selection, ids, scores, chosen, files,
+                        {"dataset": "wild_digits_pool", "rule": f"top-{args.num_labeled} by the teacher's best box score"})
+    _label(args, p, "confidence", "--selection", conf_selection)
+
+
+def stage_students(args, p):
+    teacher = os.path.join(p["teacher"], "model_final.pth")
+    for key, _, data, distill in ROWS:
+        out = os.path.join(p["students"], key)
+        if os.path.isfile(os.path.join(out, "eval_results.json")):
+            continue
+        config = "student_R18_FPN_sd.yaml" if distill else "faster_rcnn_R18_FPN_teacher.yaml"
+        extra = ["MODEL.PUDET.TEACHER_WEIGHTS", teacher] if distill else []
+        if data is not None:
+            selection, tau = data
+            extra += ["DATASETS.TRAIN_PSEUDO", f"('{os.path.join(p['labels'], selection, 'pseudo_labels.json')}',)",
+                      "MODEL.PUDET.PSEUDO_SCORE_THRESH", str(tau)]
+        run(tool("train_net.py") + [
+            "--resume", "--config-file", os.path.join(CONFIGS, config), *benchmark_opts(args),
+            *schedule(args.student_iters, 0.005), "MODEL.WEIGHTS", teacher, *extra,
+            "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out,
+        ], os.path.join(p["logs"], f"student_{key}.log"))
+
+
+def _ap(results):
+    """The val bbox metrics of an eval_results.json (one test dataset: detectron2 drops its name)."""
+    return results.get("bbox") or results["wild_digits_val"]["bbox"]
+
+
+def stage_report(args, p):
+    from pudet.data.datasets import WildDigitsSpec, build_wild_digits
+    from pudet.pu.select import max_score_per_image, ranking_metrics
+
+    teacher = _ap(read_json(os.path.join(p["teacher"], "eval_results.json")))
+    headers = ["training data", "n_u", "thr", "# boxes", "AP", "AP50", "AP75", "APs", "APm"]
+    metrics = ("AP", "AP50", "AP75", "APs", "APm")
+    rows = [["Teacher D_t (L)", "-", "-", "-", *(teacher[m] for m in metrics)]]
+    for key, label, data, _ in ROWS:
+        ap = _ap(read_json(os.path.join(p["students"], key, "eval_results.json")))
+        n_u, thr, boxes = "-", "-", "-"
+        if data is not None:
+            diag = read_json(os.path.join(p["labels"], data[0], "diagnostics.json"))
+            n_u, thr = diag["taus"][0]["images"], data[1]
+            boxes = next(r["boxes"] for r in diag["taus"] if r["tau"] == thr)
+        rows.append([label, n_u, thr, boxes, *(ap[m] for m in metrics)])
+
+    # the selections against the hidden truth: N_pu's scores vs the teacher's best box score
+    summary = read_json(os.path.join(p["select"], "selected.json"))["summary"]
+    pool = read_json(os.path.join(p["labels"], "pool", "pseudo_labels.json"))
+    spec = WildDigitsSpec(seed=args.seed, num_labeled=args.num_labeled, num_pool=args.num_pool,
+                          num_val=args.num_val, pos_fraction=args.pos_fraction)
+    truth = {im["id"]: im["positive"] for im in read_json(os.path.join(build_wild_digits(spec), "pool_truth.json"))["images"]}
+    ids, conf = max_score_per_image(pool)
+    conf_metrics = ranking_metrics(conf, [truth[i] for i in ids.tolist()], args.num_labeled)
+    sel_headers = ["selection of K = n_l pool images", "AUC", "precision@K", "recall@K"]
+    sel_rows = [["PU classifier N_pu (nnPU)", 100 * summary["AUC"], 100 * summary["precision@K"], 100 * summary["recall@K"]],
+                ["teacher's best box score", 100 * conf_metrics["AUC"], 100 * conf_metrics["precision@K"],
+                 100 * conf_metrics["recall@K"]],
+                ["random (expected)", 50.0, 100 * args.pos_fraction, 100 * args.num_labeled / args.num_pool]]
+    prior = read_json(os.path.join(p["pu"], "prior.json"))
+
+    run(tool("purify_net.py") + [
+        "gallery", os.path.join(p["labels"], "random", "pseudo_labels.json"),
+        os.path.join(p["labels"], "pu", "pseudo_labels.json"), "--titles", "random (U^R)", "PU-selected (U^P)",
+        "--output", os.path.join(args.output_dir, "gallery.png"), "--seed", str(args.seed),
+    ], os.path.join(p["logs"], "gallery.log"))
+    histogram = os.path.join(args.output_dir, "score_histogram.png")
+    shutil.copyfile(os.path.join(p["select"], "score_histogram.png"), histogram)
+
+    table = tabulate(rows, headers=headers, tablefmt="github", floatfmt=".1f")
+    sel_table = tabulate(sel_rows, headers=sel_headers, tablefmt="github", floatfmt=".1f")
+    prior_line = (f"class prior pi_p: estimated {prior['prior']:.3f} (Elkan-Noto), true "
+                  f"{summary['pool positive fraction']:.3f}")
+    results = {
+        "settings": vars(args), "headers": headers, "rows": rows, "selection_headers": sel_headers,
+        "selection_rows": sel_rows, "prior": prior, "pu_selection": summary,
+    }
+    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    with open(os.path.join(args.output_dir, "results.md"), "w") as f:
+        f.write(f"# wild-digits benchmark, seed {args.seed}\n\n{table}\n\n{sel_table}\n\n{prior_line}\n")
+    print(f"\n{table}\n\n{sel_table}\n\n{prior_line}\n")
 
 
 def main(argv=None):
     args = parse_args(argv)
-    os.makedirs(args.output_dir, exist_ok=True)
+    p = paths(args)
+    os.makedirs(p["logs"], exist_ok=True)
     start = time.time()
-    teacher = stage_teacher(args)
-    val, pool = teacher["wild_digits_val"]["bbox"], teacher["wild_digits_pool"]["pool"]
-    headers = ["model", "training data", "AP", "AP50", "AP75", "APs", "APm",
-               "boxes/img>0.5 pool neg", "boxes/img>0.5 pool pos", "pool neg scenes fired on (%)"]
-    rows = [[
-        "teacher (R18-FPN, from scratch)", f"L ({args.num_labeled} images)",
-        val["AP"], val["AP50"], val["AP75"], val["APs"], val["APm"],
-        pool["boxes/img@0.5 neg"], pool["boxes/img@0.5 pos"], pool["fired@0.5 neg"],
-    ]]
-    summary = {
-        "settings": vars(args),
-        "rows": [dict(zip(headers, r)) for r in rows],
-        "teacher": teacher,
-        "minutes": (time.time() - start) / 60,
-    }
-    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    table = tabulate(rows, headers=headers, tablefmt="github", floatfmt=".2f")
-    with open(os.path.join(args.output_dir, "results.md"), "w") as f:
-        f.write(f"# wild-digits benchmark, seed {args.seed}\n\n{table}\n")
-    print("\n" + table + "\n")
-    print(f"Done in {summary['minutes']:.1f} min. Results: {os.path.join(args.output_dir, 'results.md')} "
-          f"and results.json; teacher model and logs: {os.path.join(args.output_dir, 'teacher')}")
+    stages = [args.stage] if args.stage else STAGES
+    for name in stages:
+        print(f"== stage {name}", flush=True)
+        globals()[f"stage_{name}"](args, p)
+    print(f"Done in {(time.time() - start) / 60:.1f} min. Results: {os.path.join(args.output_dir, 'results.md')} "
+          f"and results.json; gallery.png and score_histogram.png beside them; every stage's output and log under "
+          f"{args.output_dir}")
 
 
 if __name__ == "__main__":

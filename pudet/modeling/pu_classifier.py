@@ -26,10 +26,13 @@ class PUClassifier(nn.Module):
 
     @configurable
     def __init__(self, *, backbone: nn.Module, in_feature: str, pixel_mean, pixel_std, risk: str,
-                 prior: float, loss: str, beta: float = 0.0, gamma: float = 1.0):
+                 prior: float, loss: str, beta: float = 0.0, gamma: float = 1.0, pooling: str = "avg"):
         super().__init__()
         if risk not in RISKS:
             raise ValueError(f"unknown PU risk '{risk}'; expected one of {sorted(RISKS)}")
+        if pooling not in ("avg", "max"):
+            raise ValueError(f"PU.POOLING must be 'avg' or 'max', got '{pooling}'")
+        self.pooling = pooling
         self.backbone = backbone
         self.in_feature = in_feature
         self.head = nn.Linear(backbone.output_shape()[in_feature].channels, 1)
@@ -55,6 +58,7 @@ class PUClassifier(nn.Module):
             "loss": cfg.PU.LOSS,
             "beta": cfg.PU.BETA,
             "gamma": cfg.PU.GAMMA,
+            "pooling": cfg.PU.POOLING,
         }
 
     @property
@@ -65,7 +69,8 @@ class PUClassifier(nn.Module):
         """Pooled backbone features, (N, C)."""
         images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
         images = ImageList.from_tensors(images, self.backbone.size_divisibility)
-        return self.backbone(images.tensor)[self.in_feature].mean(dim=(2, 3))
+        feature = self.backbone(images.tensor)[self.in_feature]  # (N, C, H, W)
+        return feature.mean(dim=(2, 3)) if self.pooling == "avg" else feature.amax(dim=(2, 3))
 
     def scores(self, batched_inputs) -> torch.Tensor:
         """Raw scores g(x), (N,)."""

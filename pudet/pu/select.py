@@ -23,6 +23,7 @@ __all__ = [
     "write_scores",
     "write_selection",
     "plot_score_histogram",
+    "max_score_per_image",
 ]
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,17 @@ def merge_chunks(out_dir: str, num_images: int, chunk_size: int):
             scores.append(z["scores"])
             bad.extend(zip(z["bad_ids"].tolist(), z["bad_reasons"].tolist()))
     return np.concatenate(ids), np.concatenate(scores), bad
+
+
+def max_score_per_image(coco: dict):
+    """Each image's best detection score in a pseudo-label COCO dict (0 where it has none): the score of the
+    selection a practitioner tries first (the images on which the teacher is most confident). Returns
+    (ids (N,), scores (N,) float32) in the file's image order."""
+    best = {}
+    for a in coco["annotations"]:
+        best[a["image_id"]] = max(best.get(a["image_id"], 0.0), a["score"])
+    ids = np.asarray([im["id"] for im in coco["images"]], dtype=np.int64)
+    return ids, np.asarray([best.get(int(i), 0.0) for i in ids], dtype=np.float32)
 
 
 def select_top(ids: np.ndarray, scores: np.ndarray, *, topk: Optional[int] = None,

@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pudet-installed
 DEMO_OUT ?= output/demo
+DEMO_ARGS ?=
 
 .PHONY: install demo test clean
 
@@ -15,7 +16,7 @@ $(STAMP): tools/install.sh setup.py constraints.txt
 	touch $(STAMP)
 
 demo: install
-	$(PY) projects/WildDigits/run_demo.py --output-dir $(DEMO_OUT)
+	$(PY) projects/WildDigits/run_demo.py --output-dir $(DEMO_OUT) $(DEMO_ARGS)
 
 test: install
 	$(PY) -m pytest -q tests

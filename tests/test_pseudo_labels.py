@@ -22,6 +22,7 @@ from pudet.engine.pseudo_label import label_images, merge_pseudo_labels, random_
 from pudet.evaluation.pseudo_labels import box_precision_recall, pseudo_label_stats
 
 from .conftest import REPO, TINY
+from .test_pu_select import Crash, CrashAfter
 
 TEACHER_YAML = os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml")
 
@@ -98,24 +99,6 @@ def test_label_tool_writes_a_coco_file_with_scores(teacher, tiny_root, tmp_path)
     assert os.path.getsize(gallery) > 1000
 
 
-class _Crash(RuntimeError):
-    pass
-
-
-class _CrashAfter:
-    def __init__(self, model, n):
-        self.model, self.n = model, n
-
-    def eval(self):
-        self.model.eval()
-
-    def __call__(self, batch):
-        if self.n == 0:
-            raise _Crash()
-        self.n -= 1
-        return self.model(batch)
-
-
 def _bad_pool(tmp_path, tiny_root):
     """The tiny pool plus an empty file and a text file posing as images."""
     pool = list(DatasetCatalog.get("wild_digits_pool"))
@@ -137,8 +120,8 @@ def test_kill_resume_identical_and_unreadable_listed(teacher, tiny_root, tmp_pat
 
     run(model, tmp_path / "straight")
     straight, bad = merge_pseudo_labels(str(tmp_path / "straight"), len(dicts), 4, [], {})
-    with pytest.raises(_Crash):
-        run(_CrashAfter(model, 3), tmp_path / "killed")  # dies in the second chunk
+    with pytest.raises(Crash):
+        run(CrashAfter(model, 3), tmp_path / "killed")  # dies in the second chunk
     assert run(model, tmp_path / "killed") == len(dicts) - 4  # the finished chunk is skipped
     resumed, bad2 = merge_pseudo_labels(str(tmp_path / "killed"), len(dicts), 4, [], {})
     assert resumed == straight and bad == bad2

@@ -56,7 +56,7 @@ def parse_args(argv=None):
     p.add_argument("--num-val", type=int, default=300, help="validation scenes (default: %(default)s)")
     p.add_argument("--pos-fraction", type=float, default=0.25, help="positive fraction of U (default: %(default)s)")
     p.add_argument("--teacher-iters", type=int, default=1000, help="teacher iterations (default: %(default)s)")
-    p.add_argument("--pu-iters", type=int, default=200, help="PU classifier iterations (default: %(default)s)")
+    p.add_argument("--pu-iters", type=int, default=300, help="PU classifier iterations (default: %(default)s)")
     p.add_argument("--student-iters", type=int, default=150, help="iterations of each student (default: %(default)s)")
     return p.parse_args(argv)
 

@@ -66,8 +66,9 @@ def test_select_writes_scores_selection_histogram(trained, tiny_root):
     # a threshold instead of top-K, into another folder, reusing nothing
     # (between the 3rd and 4th scores: a fresh scoring may differ from the first in the last float bits)
     threshold = (scores[2] + scores[3]) / 2
+    # (select loads the trained weights: the detector that initialised training need not exist any more)
     args = tool.parse_args(["select", "--threshold", str(threshold), "--output-dir", os.path.join(out, "thr"),
-                            *_opts(tiny_root, out)])
+                            *_opts(tiny_root, out), "PU.INIT_FROM_DETECTOR", "/gone/teacher.pth"])
     assert tool.main(args)["selected"] == 3
 
 

@@ -122,7 +122,7 @@ def train(args):
 
 def select(args):
     cfg = setup(args)
-    model = PUTrainer.build_model(cfg)
+    model = build_model(cfg)  # not PUTrainer's: its PU.INIT_FROM_DETECTOR is overwritten by the weights anyway
     if not os.path.isfile(args.weights):
         raise FileNotFoundError(f"PU classifier weights {args.weights} not found: train it first or pass --weights")
     DetectionCheckpointer(model).load(args.weights)

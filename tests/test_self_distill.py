@@ -208,3 +208,16 @@ def test_train_resume_export(tiny_benchmark, tiny_root, teacher_r34, tmp_path):
     checkpointer = DetectionCheckpointer(GeneralizedRCNN(_cfg(os.path.join(WD, "Base-WildDigits.yaml"))))
     incompatible = checkpointer._load_model(checkpointer._load_file(exported))
     assert not incompatible.missing_keys and not incompatible.unexpected_keys
+
+
+def test_identity_adapters_give_zero_hint_for_a_student_equal_to_its_teacher(tmp_path):
+    cfg_file = os.path.join(WD, "Base-WildDigits.yaml")
+    weights = _save_detector(cfg_file, str(tmp_path / "teacher.pth"), seed=3)
+    cfg = _cfg(os.path.join(WD, "student_R18_FPN_sd.yaml"), "MODEL.PUDET.TEACHER_WEIGHTS", weights,
+               "MODEL.PUDET.KDC_ON", "False", "MODEL.PUDET.KDR_ON", "False")
+    model = build_model(cfg)
+    DetectionCheckpointer(model).load(weights)  # MODEL.WEIGHTS = the teacher: the student starts equal to it
+    model.train()
+    with EventStorage():
+        losses = model(_batch())
+    assert losses["loss_hint"].item() == pytest.approx(0.0, abs=1e-6)

@@ -177,7 +177,7 @@ def stage_students(args, p):
                       "MODEL.PUDET.PSEUDO_SCORE_THRESH", str(tau)]
         run(tool("train_net.py") + [
             "--resume", "--config-file", os.path.join(CONFIGS, config), *benchmark_opts(args),
-            *schedule(args.student_iters, 0.005), "MODEL.WEIGHTS", teacher, *extra,
+            *schedule(args.student_iters, 0.002), "MODEL.WEIGHTS", teacher, *extra,
             "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out,
         ], os.path.join(p["logs"], f"student_{key}.log"))
 

@@ -6,7 +6,8 @@ losses plus hints and ground-truth-bounded distillation from a frozen teacher.
 The student *is* the meta-architecture: :class:`SelfDistillRCNN` subclasses ``GeneralizedRCNN``, so its
 ``backbone``/``proposal_generator``/``roi_heads`` keep detectron2's names and ``MODEL.WEIGHTS`` (e.g. an
 ImageNet-pretrained backbone, or a plain detector checkpoint) initialises the student exactly as it would a
-``GeneralizedRCNN``. The adaptation layers phi_i live under ``adapters``.
+``GeneralizedRCNN``. The adaptation layers phi_i (3x3 convs, student FPN channels -> teacher FPN channels) live
+under ``adapters``; where the channel counts match they start as the identity.
 
 The teacher, a ``GeneralizedRCNN`` built from ``MODEL.PUDET.TEACHER_CONFIG`` with weights
 ``MODEL.PUDET.TEACHER_WEIGHTS``, is held *outside* the module tree: it is in no ``state_dict`` (checkpoints
@@ -122,7 +123,13 @@ class SelfDistillRCNN(GeneralizedRCNN):
             self.adapters = nn.ModuleDict()
             for f in self.hint_features:
                 conv = nn.Conv2d(s_shape[f].channels, t_shape[f].channels, kernel_size=3, padding=1)
-                weight_init.c2_msra_fill(conv)
+                if conv.in_channels == conv.out_channels:
+                    # the identity: a student that starts from the teacher's weights starts with L_hint = 0,
+                    # instead of random adapters whose hint gradients first scramble its features
+                    nn.init.dirac_(conv.weight)
+                    nn.init.zeros_(conv.bias)
+                else:
+                    weight_init.c2_msra_fill(conv)
                 self.adapters[f] = conv
 
     @classmethod

@@ -79,7 +79,8 @@ def setup(args):
     cfg.freeze()
     default_setup(cfg, args)
     register_datasets(cfg)
-    register_pu_splits(cfg)
+    if args.command == "train":
+        register_pu_splits(cfg)
     return cfg
 
 

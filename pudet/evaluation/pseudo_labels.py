@@ -145,6 +145,6 @@ def plot_gallery(path: str, panels: Sequence[tuple], tau: float, num_images: int
             if row == 0:
                 ax.set_title(title)
     fig.suptitle(f"pseudo-labels at tau = {tau:g}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / num_images))  # room for the title above the column titles
     atomic_write(path, lambda f: fig.savefig(f, format="png"), mode="wb")
     plt.close(fig)

@@ -134,3 +134,20 @@ def test_negative_scenes_differ_from_positive(tiny_benchmark):
     stds = [cv2.imread(os.path.join(folder, im["file_name"])).std() for im in negatives]
     assert min(stds) > 5
     assert np.isfinite(stds).all()
+
+
+def test_pool_marks_object_centric_scenes(tiny_benchmark):
+    spec, folder = tiny_benchmark
+    with open(os.path.join(folder, "pool_truth.json")) as f:
+        truth = json.load(f)
+    flags = [im["object_centric"] for im in truth["images"]]
+    assert spec.object_centric_fraction == 0.5 and 0 < sum(flags) < len(flags)
+    # object-centric scenes draw their known digits larger (36-60 px against 10-40 px)
+    heights = {im["id"]: [] for im in truth["images"]}
+    for a in truth["annotations"]:
+        heights[a["image_id"]].append(a["bbox"][3])
+    centric = [h for im in truth["images"] if im["object_centric"] for h in heights[im["id"]]]
+    plain = [h for im in truth["images"] if not im["object_centric"] for h in heights[im["id"]]]
+    assert centric and plain and sum(centric) / len(centric) > sum(plain) / len(plain)
+    with pytest.raises(ValueError, match="object_centric_fraction"):
+        WildDigitsSpec(object_centric_fraction=1.5)

@@ -36,6 +36,7 @@ from tabulate import tabulate  # noqa: E402
 
 from pudet.data import register_datasets  # noqa: E402
 from pudet.data.build import register_pu_splits  # noqa: E402
+from pudet.data.chunked import write_unreadable  # noqa: E402
 from pudet.data.mappers import InferenceMapper, PUDatasetMapper  # noqa: E402
 from pudet.engine import PUTrainer  # noqa: E402
 from pudet.engine.pseudo_label import (  # noqa: E402
@@ -55,7 +56,6 @@ from pudet.evaluation.pseudo_labels import (  # noqa: E402
     pseudo_label_stats,
 )
 from pudet.pu import select as sel  # noqa: E402
-from pudet.utils import atomic_write  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "configs", "WildDigits", "pu_R18_nnpu.yaml"
@@ -165,8 +165,7 @@ def finish_selection(cfg, args, dataset, dicts, out):
         summary["pool positive fraction"] = sum(positive) / len(positive)
     sel.write_scores(os.path.join(out, "scores.tsv"), ids, scores, file_names, truth)
     sel.write_selection(os.path.join(out, "selected.json"), ids, scores, chosen, file_names, summary)
-    atomic_write(os.path.join(out, "unreadable.tsv"),
-                     lambda f: f.writelines(["image_id\tfile_name\treason\n"] + [f"{i}\t{r}\n" for i, r in bad]))
+    write_unreadable(os.path.join(out, "unreadable.tsv"), bad)
     sel.plot_score_histogram(
         os.path.join(out, "score_histogram.png"), scores,
         None if truth is None else [truth[i] for i in ids.tolist()], title=f"PU scores on {dataset}",
@@ -210,8 +209,7 @@ def label(args):
             "source": source, "dataset": dataset, "min_score": args.min_score}
     coco, bad = merge_pseudo_labels(out, len(dicts), args.chunk_size, categories, info)
     write_pseudo_labels(os.path.join(out, "pseudo_labels.json"), coco)
-    atomic_write(os.path.join(out, "unreadable.tsv"),
-                 lambda f: f.writelines(["image_id\tfile_name\treason\n"] + [f"{i}\t{r}\n" for i, r in bad]))
+    write_unreadable(os.path.join(out, "unreadable.tsv"), bad)
     return finish_labels(cfg, args, coco, dataset, len(bad), out)
 
 

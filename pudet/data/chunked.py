@@ -18,7 +18,7 @@ import torch
 from ..utils import atomic_write
 from .build import build_batched_inference_loader
 
-__all__ = ["run_chunked", "finished_chunks"]
+__all__ = ["run_chunked", "finished_chunks", "write_unreadable"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,3 +92,8 @@ def finished_chunks(out_dir: str, num_images: int, chunk_size: int, suffix: str)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"chunk {c} is missing ({path}): the run did not finish")
         yield path
+
+
+def write_unreadable(path: str, bad) -> None:
+    """Writes the unreadable images of a run (``[(image_id, "file_name<TAB>reason")]``) as TSV, atomically."""
+    atomic_write(path, lambda f: f.writelines(["image_id\tfile_name\treason\n"] + [f"{i}\t{r}\n" for i, r in bad]))

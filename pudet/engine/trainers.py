@@ -2,7 +2,6 @@
 import logging
 import os
 
-import torch
 from detectron2.data import DatasetCatalog, build_detection_test_loader
 from detectron2.engine import DefaultTrainer, HookBase
 from detectron2.utils import comm
@@ -12,7 +11,7 @@ from ..data.mappers import PUDatasetMapper
 from ..evaluation import build_evaluator
 from ..evaluation.pu import PUEvaluator
 from ..modeling.pu_classifier import load_detector_backbone
-from ..modeling.self_distill import SelfDistillRCNN, student_state_dict
+from ..modeling.self_distill import SelfDistillRCNN, save_student, student_state_dict
 
 __all__ = ["DetectionTrainer", "PUTrainer", "ExportStudent"]
 
@@ -49,10 +48,7 @@ class ExportStudent(HookBase):
             return
         model = self.trainer.model
         model = getattr(model, "module", model)  # unwrap DDP
-        weights = student_state_dict(model.state_dict())
-        tmp = f"{self._path}.tmp{os.getpid()}"
-        torch.save({"model": weights, "iteration": self.trainer.iter}, tmp)
-        os.replace(tmp, self._path)
+        save_student(student_state_dict(model.state_dict()), self._path, iteration=self.trainer.iter)
         logger.info(f"Saved the student as a plain detectron2 checkpoint: {self._path}")
 
 

@@ -29,9 +29,11 @@ from detectron2.utils.file_io import PathManager
 from fvcore.nn import weight_init
 from torch import nn
 
+from ..utils import atomic_write
 from .distill_losses import hint_loss, imitation_masks, kd_cls_loss, kd_reg_loss
 
-__all__ = ["SelfDistillRCNN", "build_teacher", "load_teacher_weights", "student_state_dict", "export_student"]
+__all__ = ["SelfDistillRCNN", "build_teacher", "load_teacher_weights", "student_state_dict", "save_student",
+           "export_student"]
 
 logger = logging.getLogger(__name__)
 
@@ -255,8 +257,10 @@ def export_student(checkpoint_path: str, output_path: str) -> int:
     with PathManager.open(checkpoint_path, "rb") as f:
         state = torch.load(f, map_location="cpu", weights_only=False)
     weights = student_state_dict(state.get("model", state))
-    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
-    tmp = f"{output_path}.tmp{os.getpid()}"
-    torch.save({"model": weights}, tmp)
-    os.replace(tmp, output_path)
+    save_student(weights, output_path)
     return len(weights)
+
+
+def save_student(weights: Dict[str, torch.Tensor], path: str, **extra) -> None:
+    """Saves student weights as a plain detectron2 checkpoint ``{"model": weights, **extra}``, atomically."""
+    atomic_write(path, lambda f: torch.save({"model": weights, **extra}, f), mode="wb")

@@ -154,7 +154,7 @@ def _train_args(tiny_root, out, teacher, *extra, opts=()):
         "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction),
         "MODEL.PUDET.TEACHER_CONFIG", cfg_file, "MODEL.PUDET.TEACHER_WEIGHTS", weights,
         "SOLVER.IMS_PER_BATCH", "2", "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "()",
-        "SOLVER.MAX_ITER", "3", "SOLVER.CHECKPOINT_PERIOD", "100", "DATALOADER.NUM_WORKERS", "0",
+        "SOLVER.MAX_ITER", "3", "SOLVER.CHECKPOINT_PERIOD", "100", "DATALOADER.NUM_WORKERS", "0", "SEED", "0",
         "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out, *opts,
     ]
     return default_argument_parser().parse_args(

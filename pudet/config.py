@@ -59,11 +59,14 @@ def add_pudet_config(cfg):
     _C.PU.LABELED_FRACTION = 0.5
     # images are resized to this square side before the backbone
     _C.PU.INPUT_SIZE = 128
-    # backbone feature map that is globally pooled into the linear head
-    _C.PU.IN_FEATURE = "res5"
-    # global pooling of that map: "avg" (an image classifier's), or "max" (fires on one object among clutter)
+    # backbone feature maps the head reads (several levels need one channel count, as an FPN's p2-p6)
+    _C.PU.IN_FEATURES = ["res5"]
+    # "avg" / "max": each map pooled globally, averaged over levels, then the linear head (an image
+    # classifier's); "score-max": the head scores every location of every map and g(x) is the highest
+    # (multiple-instance learning: one known object among clutter makes the image positive)
     _C.PU.POOLING = "avg"
-    # detector checkpoint whose backbone (bottom-up) initialises the classifier; "" = none
+    # detector checkpoint whose backbone (bottom-up, or the whole FPN when MODEL.BACKBONE.NAME builds
+    # one) initialises the classifier; "" = none
     _C.PU.INIT_FROM_DETECTOR = ""
 
     # Self-distillation (pudet.modeling.self_distill, MODEL.META_ARCHITECTURE "SelfDistillRCNN"):

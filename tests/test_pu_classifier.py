@@ -97,9 +97,69 @@ def test_pooling_of_the_feature_map(pooling):
     inputs = batch([0, 0])
     with torch.no_grad():
         images = torch.stack([(x["image"].float() - model.pixel_mean) / model.pixel_std for x in inputs])
-        fmap = model.backbone(images)[cfg.PU.IN_FEATURE]  # (N, C, H, W)
+        fmap = model.backbone(images)[cfg.PU.IN_FEATURES[0]]  # (N, C, H, W)
         expected = fmap.mean(dim=(2, 3)) if pooling == "avg" else fmap.flatten(2).max(dim=2).values
         assert torch.allclose(model.features(inputs), expected, atol=1e-6)
+
+
+def fpn_pu_cfg():
+    cfg = pu_cfg()
+    cfg.MODEL.BACKBONE.NAME = "build_basic_resnet_fpn_backbone"
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    cfg.PU.IN_FEATURES = ["p3", "p4"]
+    cfg.PU.POOLING = "score-max"
+    return cfg
+
+
+def test_score_max_is_the_best_location_of_any_level():
+    cfg = fpn_pu_cfg()
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    inputs = batch([0, 0])
+    with torch.no_grad():
+        images = torch.stack([(x["image"].float() - model.pixel_mean) / model.pixel_std for x in inputs])
+        feats = model.backbone(images)
+        w, b = model.head.weight[0], model.head.bias[0]
+        # by hand: w . f(x, y) + b at every location of p3 and p4, then the maximum per image
+        expected = [max(float(torch.einsum("c,chw->hw", w, feats[f][i]).max() + b) for f in ("p3", "p4"))
+                    for i in range(2)]
+        got = model(inputs)
+        # the pooled features for the prior: each level max-pooled, then averaged over levels
+        pooled = (feats["p3"].amax(dim=(2, 3)) + feats["p4"].amax(dim=(2, 3))) / 2
+        assert torch.allclose(model.features(inputs), pooled, atol=1e-6)
+    assert [o["pu_score"].item() for o in got] == pytest.approx(expected, abs=1e-5)
+    assert feats["p3"].shape[-1] == 2 * feats["p4"].shape[-1]
+
+
+def test_fpn_classifier_takes_the_detectors_whole_backbone(tmp_path):
+    det_cfg = get_cfg()
+    add_pudet_config(det_cfg)
+    det_cfg.merge_from_file(os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml"))
+    torch.manual_seed(1)
+    detector = build_model(det_cfg)
+    path = str(tmp_path / "det.pth")
+    torch.save({"model": detector.state_dict()}, path)
+    cfg = fpn_pu_cfg()
+    torch.manual_seed(2)
+    model = build_model(cfg)
+    load_detector_backbone(model, path)
+    det_state = detector.state_dict()
+    own = model.backbone.state_dict()
+    assert any(k.startswith("fpn_lateral") for k in own)
+    for k, v in own.items():
+        assert torch.equal(v, det_state["backbone." + k]), k
+
+
+def test_in_features_must_exist_and_share_channels():
+    cfg = fpn_pu_cfg()
+    cfg.PU.IN_FEATURES = ["p3", "res9"]
+    with pytest.raises(ValueError, match="res9"):
+        build_model(cfg)
+    cfg = pu_cfg()
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res4", "res5"]
+    cfg.PU.IN_FEATURES = ["res4", "res5"]
+    with pytest.raises(ValueError, match="different channel counts"):
+        build_model(cfg)
 
 
 def test_unknown_pooling_is_an_error():

@@ -43,7 +43,7 @@ def teacher_r34(tmp_path_factory):
     folder = tmp_path_factory.mktemp("teacher_r34")
     cfg_file = folder / "teacher.yaml"
     cfg_file.write_text(f'_BASE_: "{os.path.join(WD, "Base-WildDigits.yaml")}"\nMODEL:\n  RESNETS:\n    DEPTH: 34\n'
-                        "  FPN:\n    OUT_CHANNELS: 32\n")
+                        "  FPN:\n    OUT_CHANNELS: 64\n")
     weights = _save_detector(str(cfg_file), str(folder / "teacher.pth"), seed=1)
     return str(cfg_file), weights
 
@@ -78,9 +78,9 @@ def test_losses_and_frozen_teacher(teacher_r34):
     own = {id(p) for p in model.parameters()}
     assert not any(id(p) in own for p in teacher.parameters())
     assert all(not p.requires_grad for p in teacher.parameters())
-    # adaptation convs map the student's 64 FPN channels to the teacher's 32, one per RPN level
+    # adaptation convs map the student's 32 FPN channels to the teacher's 64, one per RPN level
     assert set(model.adapters) == {"p2", "p3", "p4", "p5", "p6"}
-    assert model.adapters["p2"].in_channels == 64 and model.adapters["p2"].out_channels == 32
+    assert model.adapters["p2"].in_channels == 32 and model.adapters["p2"].out_channels == 64
 
     model.train()
     assert model.training and not teacher.training

@@ -1,6 +1,8 @@
-"""pudet's meta-architectures, registered in detectron2's ``META_ARCH_REGISTRY`` when ``pudet`` is imported."""
+"""pudet's meta-architectures and backbones, registered in detectron2's ``META_ARCH_REGISTRY`` and
+``BACKBONE_REGISTRY`` when ``pudet`` is imported."""
+from .backbone import build_basic_resnet_backbone, build_basic_resnet_fpn_backbone
 from .pu_classifier import PUClassifier, load_detector_backbone
 from .self_distill import SelfDistillRCNN, build_teacher, export_student, student_state_dict
 
-__all__ = ["PUClassifier", "SelfDistillRCNN", "build_teacher", "export_student", "load_detector_backbone",
+__all__ = ["PUClassifier", "SelfDistillRCNN", "build_basic_resnet_backbone", "build_basic_resnet_fpn_backbone", "build_teacher", "export_student", "load_detector_backbone",
            "student_state_dict"]

@@ -1,6 +1,16 @@
-"""The PU classifier N_pu (paper Section 3.1): a detectron2 backbone (the detector's ResNet bottom-up),
-global average pooling and a linear head giving one raw score g(x) per image."""
+"""The PU classifier N_pu (paper Section 3.1): a detectron2 backbone (the detector's ResNet bottom-up, or its
+whole FPN), pooling and a linear head giving one raw score g(x) per image.
+
+Two ways to pool (PU.POOLING):
+
+* ``"avg"`` / ``"max"``: the feature maps are pooled globally into one vector (averaged over the
+  PU.IN_FEATURES levels), then the linear head scores it: an image classifier's head;
+* ``"score-max"``: the linear head scores every location of every level (a 1x1 convolution) and g(x) is
+  the highest score: an image holds a known object if any location does (multiple-instance learning).
+  On an FPN the levels share one channel space, as the detector's heads assume, so one head serves all.
+"""
 import logging
+from typing import List, Sequence
 
 import torch
 from detectron2.config import configurable
@@ -16,6 +26,7 @@ __all__ = ["PUClassifier", "load_detector_backbone", "RISKS"]
 logger = logging.getLogger(__name__)
 
 RISKS = {"nnpu": nnpu_risk, "upu": upu_risk, "pn": pn_risk}
+POOLINGS = ("avg", "max", "score-max")
 
 
 @META_ARCH_REGISTRY.register()
@@ -25,17 +36,24 @@ class PUClassifier(nn.Module):
     Inference: returns ``[{"pu_score": g(x)}]``, one per input (see :meth:`inference`)."""
 
     @configurable
-    def __init__(self, *, backbone: nn.Module, in_feature: str, pixel_mean, pixel_std, risk: str,
+    def __init__(self, *, backbone: nn.Module, in_features: Sequence[str], pixel_mean, pixel_std, risk: str,
                  prior: float, loss: str, beta: float = 0.0, gamma: float = 1.0, pooling: str = "avg"):
         super().__init__()
         if risk not in RISKS:
             raise ValueError(f"unknown PU risk '{risk}'; expected one of {sorted(RISKS)}")
-        if pooling not in ("avg", "max"):
-            raise ValueError(f"PU.POOLING must be 'avg' or 'max', got '{pooling}'")
+        if pooling not in POOLINGS:
+            raise ValueError(f"PU.POOLING must be one of {POOLINGS}, got '{pooling}'")
+        shapes = backbone.output_shape()
+        unknown = [f for f in in_features if f not in shapes]
+        if not in_features or unknown:
+            raise ValueError(f"PU.IN_FEATURES {list(in_features)}: the backbone's features are {sorted(shapes)}")
+        channels = {shapes[f].channels for f in in_features}
+        if len(channels) != 1:
+            raise ValueError(f"PU.IN_FEATURES {list(in_features)} have different channel counts {sorted(channels)}")
         self.pooling = pooling
         self.backbone = backbone
-        self.in_feature = in_feature
-        self.head = nn.Linear(backbone.output_shape()[in_feature].channels, 1)
+        self.in_features = tuple(in_features)
+        self.head = nn.Linear(channels.pop(), 1)
         nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
         self.risk = risk
@@ -50,7 +68,7 @@ class PUClassifier(nn.Module):
     def from_config(cls, cfg):
         return {
             "backbone": build_backbone(cfg),
-            "in_feature": cfg.PU.IN_FEATURE,
+            "in_features": cfg.PU.IN_FEATURES,
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "risk": cfg.PU.RISK,
@@ -65,16 +83,27 @@ class PUClassifier(nn.Module):
     def device(self):
         return self.pixel_mean.device
 
-    def features(self, batched_inputs) -> torch.Tensor:
-        """Pooled backbone features, (N, C)."""
+    def feature_maps(self, batched_inputs) -> List[torch.Tensor]:
+        """The PU.IN_FEATURES maps, each (N, C, H_l, W_l)."""
         images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
         images = ImageList.from_tensors(images, self.backbone.size_divisibility)
-        feature = self.backbone(images.tensor)[self.in_feature]  # (N, C, H, W)
-        return feature.mean(dim=(2, 3)) if self.pooling == "avg" else feature.amax(dim=(2, 3))
+        features = self.backbone(images.tensor)
+        return [features[f] for f in self.in_features]
+
+    def features(self, batched_inputs) -> torch.Tensor:
+        """Globally pooled features, (N, C): averaged ("avg") or max-pooled ("max", "score-max") over each
+        map, then averaged over the levels. The class-prior estimate reads these."""
+        maps = self.feature_maps(batched_inputs)
+        pooled = [m.mean(dim=(2, 3)) if self.pooling == "avg" else m.amax(dim=(2, 3)) for m in maps]
+        return torch.stack(pooled).mean(dim=0)
 
     def scores(self, batched_inputs) -> torch.Tensor:
         """Raw scores g(x), (N,)."""
-        return self.head(self.features(batched_inputs)).squeeze(1)
+        if self.pooling != "score-max":
+            return self.head(self.features(batched_inputs)).squeeze(1)
+        # (N, C, H, W) -> (N, H*W, C) -> head -> (N, H*W); the best location of any level
+        per_location = [self.head(m.flatten(2).transpose(1, 2)).squeeze(2) for m in self.feature_maps(batched_inputs)]
+        return torch.cat(per_location, dim=1).amax(dim=1)
 
     def forward(self, batched_inputs):
         if not self.training:
@@ -103,19 +132,21 @@ class PUClassifier(nn.Module):
 
 
 def load_detector_backbone(model: PUClassifier, checkpoint_path: str) -> None:
-    """Initialises the PU classifier's backbone from a detector checkpoint (a ``GeneralizedRCNN`` with an
-    FPN backbone: keys ``backbone.bottom_up.*`` become ``backbone.*``; a plain ResNet backbone's
-    ``backbone.*`` keys are taken as they are). Logs the backbone keys the checkpoint lacks."""
+    """Initialises the PU classifier's backbone from a detector checkpoint. A classifier on the bottom-up
+    ResNet alone takes a ``GeneralizedRCNN`` FPN checkpoint's ``backbone.bottom_up.*`` keys as
+    ``backbone.*``; a classifier on the whole FPN (or a checkpoint of a plain ResNet backbone) takes the
+    ``backbone.*`` keys as they are. Logs the backbone keys the checkpoint lacks."""
     state = torch.load(checkpoint_path, map_location="cpu")
     weights = state.get("model", state)
     fpn_prefix, plain_prefix = "backbone.bottom_up.", "backbone."
-    if any(k.startswith(fpn_prefix) for k in weights):
+    own = model.state_dict()
+    own_is_fpn = any(k.startswith(fpn_prefix) for k in own)
+    if any(k.startswith(fpn_prefix) for k in weights) and not own_is_fpn:
         mapped = {"backbone." + k[len(fpn_prefix):]: v for k, v in weights.items() if k.startswith(fpn_prefix)}
     else:
         mapped = {k: v for k, v in weights.items() if k.startswith(plain_prefix)}
     if not mapped:
         raise ValueError(f"{checkpoint_path} holds no backbone weights (no 'backbone.bottom_up.*' or 'backbone.*' keys)")
-    own = model.state_dict()
     mismatched = [k for k, v in mapped.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
     if mismatched:
         raise ValueError(f"{checkpoint_path}: backbone shapes differ from the PU classifier's for {mismatched[:5]}")

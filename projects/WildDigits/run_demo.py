@@ -52,20 +52,28 @@ def parse_args(argv=None):
     p.add_argument("--stage", choices=STAGES, default=None, help="run this stage only (default: all, in order)")
     p.add_argument("--seed", type=int, default=0, help="benchmark seed, also of U^R and training (default: %(default)s)")
     p.add_argument("--num-labeled", type=int, default=400, help="labeled scenes in L (default: %(default)s)")
-    p.add_argument("--num-pool", type=int, default=4000, help="scenes in the pool U (default: %(default)s)")
+    p.add_argument("--num-pool", type=int, default=2000, help="scenes in the pool U (default: %(default)s)")
     p.add_argument("--num-val", type=int, default=300, help="validation scenes (default: %(default)s)")
     p.add_argument("--pos-fraction", type=float, default=0.25, help="positive fraction of U (default: %(default)s)")
-    p.add_argument("--teacher-iters", type=int, default=1000, help="teacher iterations (default: %(default)s)")
-    p.add_argument("--pu-iters", type=int, default=300, help="PU classifier iterations (default: %(default)s)")
-    p.add_argument("--student-iters", type=int, default=150, help="iterations of each student (default: %(default)s)")
-    return p.parse_args(argv)
+    p.add_argument("--teacher-iters", type=int, default=500, help="teacher iterations (default: %(default)s)")
+    p.add_argument("--pu-iters", type=int, default=150, help="PU classifier iterations (default: %(default)s)")
+    p.add_argument("--rows", default=",".join(r[0] for r in ROWS),
+                   help="comma-separated student rows the students stage trains, e.g. to train rows in parallel "
+                        "processes on a GPU machine (default: all: %(default)s)")
+    p.add_argument("--device", default="cpu", help="MODEL.DEVICE of every tool: cpu or cuda (default: %(default)s)")
+    p.add_argument("--student-iters", type=int, default=60, help="iterations of each student (default: %(default)s)")
+    args = p.parse_args(argv)
+    unknown = set(args.rows.split(",")) - {r[0] for r in ROWS}
+    if unknown:
+        p.error(f"--rows: unknown rows {sorted(unknown)}; rows are {[r[0] for r in ROWS]}")
+    return args
 
 
 def benchmark_opts(args):
     return [
         "WILD_DIGITS.SEED", str(args.seed), "WILD_DIGITS.NUM_LABELED", str(args.num_labeled),
         "WILD_DIGITS.NUM_POOL", str(args.num_pool), "WILD_DIGITS.NUM_VAL", str(args.num_val),
-        "WILD_DIGITS.POS_FRACTION", str(args.pos_fraction), "SEED", str(args.seed),
+        "WILD_DIGITS.POS_FRACTION", str(args.pos_fraction), "SEED", str(args.seed), "MODEL.DEVICE", args.device,
     ]
 
 
@@ -111,7 +119,7 @@ def stage_teacher(args, p):
         return
     run(tool("train_net.py") + [
         "--resume", "--config-file", os.path.join(CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml"), *benchmark_opts(args),
-        *schedule(args.teacher_iters, 0.02), "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", p["teacher"],
+        *schedule(args.teacher_iters, 0.04), "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", p["teacher"],
     ], os.path.join(p["logs"], "teacher.log"))
 
 
@@ -167,7 +175,7 @@ def stage_students(args, p):
     teacher = os.path.join(p["teacher"], "model_final.pth")
     for key, _, data, distill in ROWS:
         out = os.path.join(p["students"], key)
-        if os.path.isfile(os.path.join(out, "eval_results.json")):
+        if key not in args.rows.split(",") or os.path.isfile(os.path.join(out, "eval_results.json")):
             continue
         config = "student_R18_FPN_sd.yaml" if distill else "faster_rcnn_R18_FPN_teacher.yaml"
         extra = ["MODEL.PUDET.TEACHER_WEIGHTS", teacher] if distill else []
@@ -177,7 +185,7 @@ def stage_students(args, p):
                       "MODEL.PUDET.PSEUDO_SCORE_THRESH", str(tau)]
         run(tool("train_net.py") + [
             "--resume", "--config-file", os.path.join(CONFIGS, config), *benchmark_opts(args),
-            *schedule(args.student_iters, 0.002), "MODEL.WEIGHTS", teacher, *extra,
+            *schedule(args.student_iters, 0.004), "MODEL.WEIGHTS", teacher, *extra,
             "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out,
         ], os.path.join(p["logs"], f"student_{key}.log"))
 
@@ -185,6 +193,17 @@ def stage_students(args, p):
 def _ap(results):
     """The val bbox metrics of an eval_results.json (one test dataset: detectron2 drops its name)."""
     return results.get("bbox") or results["wild_digits_val"]["bbox"]
+
+
+def check_claims(ap):
+    """The paper's claims on this run's AP (rows missing from ``ap`` are left out):
+    ``[{"claim", "verdict": "holds" | "does not hold", "evidence"}]``."""
+    pairs = [("self-distillation beats the baseline", "sd", "baseline")]
+    for tau in (0.5, 0.9):
+        pairs.append((f"PU-selected beats randomly selected at tau {tau}", f"pu_{tau}", f"random_{tau}"))
+        pairs.append((f"PU-selected at tau {tau} beats the baseline", f"pu_{tau}", "baseline"))
+    return [{"claim": claim, "verdict": "holds" if ap[a] > ap[b] else "does not hold",
+             "evidence": f"AP {ap[a]:.1f} vs {ap[b]:.1f}"} for claim, a, b in pairs if a in ap and b in ap]
 
 
 def stage_report(args, p):
@@ -195,8 +214,14 @@ def stage_report(args, p):
     headers = ["training data", "n_u", "thr", "# boxes", "AP", "AP50", "AP75", "APs", "APm"]
     metrics = ("AP", "AP50", "AP75", "APs", "APm")
     rows = [["Teacher D_t (L)", "-", "-", "-", *(teacher[m] for m in metrics)]]
+    student_ap = {}
     for key, label, data, _ in ROWS:
-        ap = _ap(read_json(os.path.join(p["students"], key, "eval_results.json")))
+        path = os.path.join(p["students"], key, "eval_results.json")
+        if not os.path.isfile(path):
+            print(f"row '{key}' has no results yet ({path}): run the students stage for it")
+            continue
+        ap = _ap(read_json(path))
+        student_ap[key] = ap["AP"]
         n_u, thr, boxes = "-", "-", "-"
         if data is not None:
             diag = read_json(os.path.join(p["labels"], data[0], "diagnostics.json"))
@@ -228,18 +253,22 @@ def stage_report(args, p):
     shutil.copyfile(os.path.join(p["select"], "score_histogram.png"), histogram)
 
     table = tabulate(rows, headers=headers, tablefmt="github", floatfmt=".1f")
+    claims = check_claims(student_ap)
     sel_table = tabulate(sel_rows, headers=sel_headers, tablefmt="github", floatfmt=".1f")
     prior_line = (f"class prior pi_p: estimated {prior['prior']:.3f} (Elkan-Noto), true "
                   f"{summary['pool positive fraction']:.3f}")
     results = {
         "settings": vars(args), "headers": headers, "rows": rows, "selection_headers": sel_headers,
-        "selection_rows": sel_rows, "prior": prior, "pu_selection": summary,
+        "selection_rows": sel_rows, "prior": prior, "pu_selection": summary, "claims": claims,
     }
     with open(os.path.join(args.output_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     with open(os.path.join(args.output_dir, "results.md"), "w") as f:
-        f.write(f"# wild-digits benchmark, seed {args.seed}\n\n{table}\n\n{sel_table}\n\n{prior_line}\n")
+        f.write(f"# wild-digits benchmark, seed {args.seed}\n\n{table}\n\n{sel_table}\n\n{prior_line}\n\n"
+                + "".join(f"- {c['claim']}: {c['verdict']} ({c['evidence']})\n" for c in claims))
     print(f"\n{table}\n\n{sel_table}\n\n{prior_line}\n")
+    for c in claims:
+        print(f"{c['claim']}: {c['verdict']} ({c['evidence']})")
 
 
 def main(argv=None):

@@ -23,7 +23,7 @@ def add_pudet_config(cfg):
     # number of labeled scenes in L (all positive, every known digit boxed)
     _C.WILD_DIGITS.NUM_LABELED = 400
     # number of scenes in the unlabeled pool U
-    _C.WILD_DIGITS.NUM_POOL = 4000
+    _C.WILD_DIGITS.NUM_POOL = 2000
     # number of validation scenes (positive, drawn from handwriting that L and U never use)
     _C.WILD_DIGITS.NUM_VAL = 300
     # fraction pi_p of positive scenes (holding known digits) in U; the rest hold only unknown digits and clutter

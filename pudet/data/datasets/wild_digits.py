@@ -46,7 +46,7 @@ class WildDigitsSpec:
     seed: int = 0
     image_size: int = 128
     num_labeled: int = 400
-    num_pool: int = 4000
+    num_pool: int = 2000
     num_val: int = 300
     pos_fraction: float = 0.25
     known_classes: Tuple[int, ...] = (0, 1, 2, 3, 4)

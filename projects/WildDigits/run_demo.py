@@ -59,12 +59,12 @@ def parse_args(argv=None):
     p.add_argument("--num-val", type=int, default=300, help="validation scenes (default: %(default)s)")
     p.add_argument("--pos-fraction", type=float, default=0.25, help="positive fraction of U (default: %(default)s)")
     p.add_argument("--teacher-iters", type=int, default=500, help="teacher iterations (default: %(default)s)")
-    p.add_argument("--pu-iters", type=int, default=120, help="PU classifier iterations (default: %(default)s)")
+    p.add_argument("--pu-iters", type=int, default=100, help="PU classifier iterations (default: %(default)s)")
     p.add_argument("--rows", default=",".join(r[0] for r in ROWS),
                    help="comma-separated student rows the students stage trains, e.g. to train rows in parallel "
                         "processes on a GPU machine (default: all: %(default)s)")
     p.add_argument("--device", default="cpu", help="MODEL.DEVICE of every tool: cpu or cuda (default: %(default)s)")
-    p.add_argument("--student-iters", type=int, default=50, help="iterations of each student (default: %(default)s)")
+    p.add_argument("--student-iters", type=int, default=40, help="iterations of each student (default: %(default)s)")
     args = p.parse_args(argv)
     unknown = set(args.rows.split(",")) - {r[0] for r in ROWS}
     if unknown:

@@ -6,7 +6,7 @@ measurements, never timed tests).
       `purify_net.py select`'s scoring (files decoded by a DataLoader with workers, resized, batched, scored,
       written in chunks) in images/s, next to the raw backbone forward of the same images, already decoded
       and resized, at the same batch size.
-  tools/benchmark.py select-memory [--images N]
+  tools/benchmark.py select-memory [--images N]  (the 10x pool cycles over the benchmark pool's files)
       peak resident memory of scoring N pool images and 10 N (each in a fresh process): the ratio of the peaks.
   tools/benchmark.py label [--images N] [--batch-size B] [--num-workers W]
       `purify_net.py label`'s pseudo-labelling in images/s, next to detectron2's DefaultPredictor called
@@ -61,8 +61,12 @@ def load_cfg(name, *opts):
     return cfg
 
 
-def pool_dicts(n):
+def pool_dicts(n, repeat=False):
+    """The first ``n`` pool images; with ``repeat``, a longer list cycles over the pool's files (each entry
+    its own image id), so that a pool larger than the benchmark's can be scored."""
     dicts = DatasetCatalog.get("wild_digits_pool")
+    if repeat:
+        return [dict(dicts[i % len(dicts)], image_id=i) for i in range(n)]
     if n > len(dicts):
         raise SystemExit(f"the benchmark's pool has {len(dicts)} images; ask for at most that many")
     return dicts[:n]
@@ -104,7 +108,7 @@ def bench_select(args):
 def _select_peak(args):
     """(internal) scores ``args.images`` pool images in this process and prints its peak RSS in MiB."""
     cfg = load_cfg("pu_R18_nnpu.yaml", "PU.INIT_FROM_DETECTOR", "")
-    dicts = pool_dicts(args.images)
+    dicts = pool_dicts(args.images, repeat=True)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     out = tempfile.mkdtemp(prefix="bench_peak_")

@@ -69,18 +69,28 @@ def test_inference_scores_and_unreadable_passthrough():
     assert out[2]["pu_score"].item() == pytest.approx(alone[0]["pu_score"].item(), abs=1e-5)  # batching changes nothing
 
 
-def test_init_from_detector_maps_bottom_up_keys(tmp_path):
+def saved_detector(tmp_path):
+    """A randomly initialised benchmark detector saved as a detectron2 checkpoint: (its state dict, path)."""
     det_cfg = get_cfg()
     add_pudet_config(det_cfg)
     det_cfg.merge_from_file(os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml"))
     torch.manual_seed(1)
-    detector = build_model(det_cfg)
+    det_state = build_model(det_cfg).state_dict()
     path = str(tmp_path / "det.pth")
-    torch.save({"model": detector.state_dict(), "iteration": 3}, path)
+    torch.save({"model": det_state, "iteration": 3}, path)
+    return det_state, path
+
+
+def normalized(model, inputs):
+    """The batch as the classifier's backbone sees it, (N, 3, H, W)."""
+    return torch.stack([(x["image"].float() - model.pixel_mean) / model.pixel_std for x in inputs])
+
+
+def test_init_from_detector_maps_bottom_up_keys(tmp_path):
+    det_state, path = saved_detector(tmp_path)
     torch.manual_seed(2)
     model = build_model(pu_cfg())
     load_detector_backbone(model, path)
-    det_state = detector.state_dict()
     for k, v in model.backbone.state_dict().items():
         assert torch.equal(v, det_state["backbone.bottom_up." + k]), k
     with pytest.raises(ValueError, match="no backbone weights"):
@@ -96,8 +106,7 @@ def test_pooling_of_the_feature_map(pooling):
     model = build_model(cfg).eval()
     inputs = batch([0, 0])
     with torch.no_grad():
-        images = torch.stack([(x["image"].float() - model.pixel_mean) / model.pixel_std for x in inputs])
-        fmap = model.backbone(images)[cfg.PU.IN_FEATURES[0]]  # (N, C, H, W)
+        fmap = model.backbone(normalized(model, inputs))[cfg.PU.IN_FEATURES[0]]  # (N, C, H, W)
         expected = fmap.mean(dim=(2, 3)) if pooling == "avg" else fmap.flatten(2).max(dim=2).values
         assert torch.allclose(model.features(inputs), expected, atol=1e-6)
 
@@ -117,8 +126,7 @@ def test_score_max_is_the_best_location_of_any_level():
     model = build_model(cfg).eval()
     inputs = batch([0, 0])
     with torch.no_grad():
-        images = torch.stack([(x["image"].float() - model.pixel_mean) / model.pixel_std for x in inputs])
-        feats = model.backbone(images)
+        feats = model.backbone(normalized(model, inputs))
         w, b = model.head.weight[0], model.head.bias[0]
         # by hand: w . f(x, y) + b at every location of p3 and p4, then the maximum per image
         expected = [max(float(torch.einsum("c,chw->hw", w, feats[f][i]).max() + b) for f in ("p3", "p4"))
@@ -132,18 +140,10 @@ def test_score_max_is_the_best_location_of_any_level():
 
 
 def test_fpn_classifier_takes_the_detectors_whole_backbone(tmp_path):
-    det_cfg = get_cfg()
-    add_pudet_config(det_cfg)
-    det_cfg.merge_from_file(os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml"))
-    torch.manual_seed(1)
-    detector = build_model(det_cfg)
-    path = str(tmp_path / "det.pth")
-    torch.save({"model": detector.state_dict()}, path)
-    cfg = fpn_pu_cfg()
+    det_state, path = saved_detector(tmp_path)
     torch.manual_seed(2)
-    model = build_model(cfg)
+    model = build_model(fpn_pu_cfg())
     load_detector_backbone(model, path)
-    det_state = detector.state_dict()
     own = model.backbone.state_dict()
     assert any(k.startswith("fpn_lateral") for k in own)
     for k, v in own.items():

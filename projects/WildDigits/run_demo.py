@@ -176,9 +176,10 @@ def stage_label(args, p):
 
 def stage_students(args, p):
     teacher = os.path.join(p["teacher"], "model_final.pth")
+    chosen = set(args.rows.split(","))
     for key, _, data, distill in ROWS:
         out = os.path.join(p["students"], key)
-        if key not in args.rows.split(",") or os.path.isfile(os.path.join(out, "eval_results.json")):
+        if key not in chosen or os.path.isfile(os.path.join(out, "eval_results.json")):
             continue
         config = "student_R18_FPN_sd.yaml" if distill else "faster_rcnn_R18_FPN_teacher.yaml"
         extra = ["MODEL.PUDET.TEACHER_WEIGHTS", teacher] if distill else []

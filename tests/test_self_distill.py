@@ -224,3 +224,23 @@ def test_identity_adapters_give_zero_hint_for_a_student_equal_to_its_teacher(tmp
     with EventStorage():
         losses = model(_batch())
     assert losses["loss_hint"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_no_teacher_proposal_gives_zero_box_distillation(teacher_r34):
+    """A batch of images without boxes on which the teacher proposes nothing (an early teacher can): R = 0
+    proposals, so L_kdc = L_kdr = 0, connected to the student (it used to be a reshape error)."""
+    model = _student(teacher_r34).train()
+
+    def no_proposals(images, features, gt_instances=None):
+        return [Instances(size, proposal_boxes=Boxes(torch.zeros(0, 4)), objectness_logits=torch.zeros(0))
+                for size in images.image_sizes], {}
+
+    model.teacher.proposal_generator.forward = no_proposals
+    batch = _batch()[1:] * 2  # two images without boxes
+    with EventStorage() as storage:
+        losses = model(batch)
+        q_fraction = storage.latest()["distill/q_fraction"][0]
+    assert losses["loss_kdc"].item() == 0.0 and losses["loss_kdr"].item() == 0.0
+    assert losses["loss_kdc"].requires_grad and losses["loss_kdr"].requires_grad
+    assert q_fraction == 0.0
+    sum(losses.values()).backward()

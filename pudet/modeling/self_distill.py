@@ -242,7 +242,7 @@ def _class_deltas(deltas: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """(R, 4) deltas of each proposal's class from (R, K*4) class-specific or (R, 4) agnostic deltas."""
     if deltas.shape[1] == 4:
         return deltas
-    per_class = deltas.view(len(deltas), -1, 4)  # (R, K, 4)
+    per_class = deltas.view(deltas.shape[0], deltas.shape[1] // 4, 4)  # (R, K, 4), R = 0 included
     return per_class[torch.arange(len(deltas), device=deltas.device), classes]
 
 

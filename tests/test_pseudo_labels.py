@@ -258,7 +258,16 @@ def test_alternating_and_mixed_batches_deterministic(tiny_benchmark, tiny_root, 
     assert "".join(sources) == "PPLPPLPPL"
     assert _loader_ids(cfg, 9) == ids  # deterministic for a seed
     cfg.merge_from_list(["DATALOADER.NUM_WORKERS", "2"])
-    assert _loader_ids(cfg, 9) == ids  # and with loader workers
+    with_workers = _loader_ids(cfg, 9)
+    assert _loader_ids(cfg, 9) == with_workers  # and with loader workers
+    # Workers draw the same images; how they are grouped into batches depends on detectron2's sharding. v0.6
+    # shards the sampler image by image (the batches equal those of 0 workers); later versions shard it in
+    # chunks of a batch and, with aspect-ratio grouping, interleave the workers' images before batching: each
+    # window of 2 batches (one per worker) of a source holds the same images as with 0 workers.
+    for source in "PL":
+        steps = [i for i, s in enumerate(sources) if s == source]
+        for window in zip(steps[0::2], steps[1::2]):
+            assert sorted(f for i in window for f in with_workers[i]) == sorted(f for i in window for f in ids[i])
     cfg.merge_from_list(["DATALOADER.NUM_WORKERS", "0", "SEED", "8"])
     assert _loader_ids(cfg, 9) != ids
     # mixed: one pseudo-labelled and one labeled image in each batch (ratio 1 : 1)

@@ -13,7 +13,7 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 import pudet
-from pudet.modeling import SelfDistillRCNN
+from pudet.modeling import SelfDistillRCNN, load_checkpoint
 
 from .conftest import REPO, TINY
 
@@ -167,12 +167,12 @@ def _train_args(tiny_root, out, teacher, *extra, opts=()):
 def test_train_resume_export(tiny_benchmark, tiny_root, teacher_r34, tmp_path):
     tool = _load_tool("train_net")
     out = str(tmp_path / "student")
-    teacher_before = torch.load(teacher_r34[1], weights_only=False)["model"]
+    teacher_before = load_checkpoint(teacher_r34[1])["model"]
     torch.manual_seed(0)
     results = tool.main(_train_args(tiny_root, out, teacher_r34))
     assert 0.0 <= results["bbox"]["AP"] <= 100.0  # one test dataset: detectron2 drops its name
 
-    final = torch.load(os.path.join(out, "model_final.pth"), weights_only=False)
+    final = load_checkpoint(os.path.join(out, "model_final.pth"))
     assert final["iteration"] == 2
     assert final["trainer"]["_trainer"]["optimizer"]["state"]  # SGD momentum buffers
     assert final["trainer"]["hooks"]["LRScheduler"]["last_epoch"] == 3
@@ -192,15 +192,15 @@ def test_train_resume_export(tiny_benchmark, tiny_root, teacher_r34, tmp_path):
     tool.main(_train_args(tiny_root, out, teacher_r34, "--resume", opts=["SOLVER.MAX_ITER", "5"]))
     with open(os.path.join(out, "log.txt")) as f:
         assert "Starting training from iteration 3" in f.read()
-    resumed = torch.load(os.path.join(out, "model_final.pth"), weights_only=False)
+    resumed = load_checkpoint(os.path.join(out, "model_final.pth"))
     assert resumed["iteration"] == 4 and resumed["trainer"]["hooks"]["LRScheduler"]["last_epoch"] == 5
     # the teacher's file is untouched and its weights are bit-identical to what was loaded
-    teacher_after = torch.load(teacher_r34[1], weights_only=False)["model"]
+    teacher_after = load_checkpoint(teacher_r34[1])["model"]
     assert all(torch.equal(teacher_before[k], teacher_after[k]) for k in teacher_before)
 
     # the final student, written by the trainer, loads into a plain GeneralizedRCNN with no missing key
     plain = GeneralizedRCNN(_cfg(os.path.join(WD, "Base-WildDigits.yaml")))
-    student = torch.load(os.path.join(out, "model_final_student.pth"), weights_only=False)["model"]
+    student = load_checkpoint(os.path.join(out, "model_final_student.pth"))["model"]
     result = plain.load_state_dict(student, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     assert torch.equal(student["backbone.bottom_up.stem.conv1.weight"],
@@ -208,9 +208,8 @@ def test_train_resume_export(tiny_benchmark, tiny_root, teacher_r34, tmp_path):
     # tools/export_student.py converts any training checkpoint the same way
     exported = str(tmp_path / "exported.pth")
     _load_tool("export_student").main([os.path.join(out, "model_final.pth"), exported])
-    checkpointer = DetectionCheckpointer(GeneralizedRCNN(_cfg(os.path.join(WD, "Base-WildDigits.yaml"))))
-    incompatible = checkpointer._load_model(checkpointer._load_file(exported))
-    assert not incompatible.missing_keys and not incompatible.unexpected_keys
+    result = plain.load_state_dict(load_checkpoint(exported)["model"], strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
 
 
 def test_identity_adapters_give_zero_hint_for_a_student_equal_to_its_teacher(tmp_path):

@@ -20,6 +20,7 @@ from detectron2.utils.events import get_event_storage
 from torch import nn
 
 from ..pu.risk import nnpu_risk, pn_risk, pu_risk_parts, upu_risk
+from .checkpoint import load_checkpoint
 
 __all__ = ["PUClassifier", "load_detector_backbone", "RISKS"]
 
@@ -136,8 +137,7 @@ def load_detector_backbone(model: PUClassifier, checkpoint_path: str) -> None:
     ResNet alone takes a ``GeneralizedRCNN`` FPN checkpoint's ``backbone.bottom_up.*`` keys as
     ``backbone.*``; a classifier on the whole FPN (or a checkpoint of a plain ResNet backbone) takes the
     ``backbone.*`` keys as they are. Logs the backbone keys the checkpoint lacks."""
-    state = torch.load(checkpoint_path, map_location="cpu")
-    weights = state.get("model", state)
+    weights = load_checkpoint(checkpoint_path)["model"]
     fpn_prefix, plain_prefix = "backbone.bottom_up.", "backbone."
     own = model.state_dict()
     own_is_fpn = any(k.startswith(fpn_prefix) for k in own)
@@ -150,7 +150,7 @@ def load_detector_backbone(model: PUClassifier, checkpoint_path: str) -> None:
     mismatched = [k for k, v in mapped.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
     if mismatched:
         raise ValueError(f"{checkpoint_path}: backbone shapes differ from the PU classifier's for {mismatched[:5]}")
-    mapped = {k: torch.as_tensor(v) for k, v in mapped.items() if k in own}
+    mapped = {k: v for k, v in mapped.items() if k in own}
     result = model.load_state_dict(mapped, strict=False)
     missing = [k for k in result.missing_keys if k.startswith("backbone.")]
     logger.info(f"PU classifier backbone initialised from detector {checkpoint_path}: {len(mapped)} tensors loaded"

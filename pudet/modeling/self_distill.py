@@ -17,7 +17,6 @@ DDP's gradient reduction), and ``model.train()`` does not reach it, so it stays 
 have ``requires_grad=False`` and it runs under ``no_grad``. Device moves (``model.to``) do reach it.
 """
 import logging
-import os
 from typing import Dict, List
 
 import torch
@@ -25,11 +24,11 @@ from detectron2.config import configurable, get_cfg
 from detectron2.layers import cat
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 from detectron2.utils.events import get_event_storage
-from detectron2.utils.file_io import PathManager
 from fvcore.nn import weight_init
 from torch import nn
 
 from ..utils import atomic_write
+from .checkpoint import load_checkpoint
 from .distill_losses import hint_loss, imitation_masks, kd_cls_loss, kd_reg_loss
 
 __all__ = ["SelfDistillRCNN", "build_teacher", "load_teacher_weights", "student_state_dict", "save_student",
@@ -43,12 +42,11 @@ ADAPTER_PREFIX = "adapters."
 def load_teacher_weights(teacher: nn.Module, path: str) -> None:
     """Loads a detector checkpoint into ``teacher``, strictly: a missing file, a missing tensor or a tensor of
     another shape (e.g. another number of classes) is an error naming what differs."""
-    local = PathManager.get_local_path(path) if path else path
-    if not path or not os.path.isfile(local):
+    try:
+        weights = load_checkpoint(path)["model"]
+    except FileNotFoundError as e:
         raise FileNotFoundError(f"teacher weights '{path}' not found (MODEL.PUDET.TEACHER_WEIGHTS): train the "
-                                "teacher with tools/train_net.py first and point this key at its model_final.pth")
-    state = torch.load(local, map_location="cpu", weights_only=False)
-    weights = state.get("model", state)
+                                "teacher with tools/train_net.py first and point this key at its model_final.pth") from e
     own = teacher.state_dict()
     missing = [k for k in own if k not in weights]
     mismatched = [f"{k}: checkpoint {tuple(weights[k].shape)} vs teacher model {tuple(own[k].shape)}"
@@ -61,7 +59,7 @@ def load_teacher_weights(teacher: nn.Module, path: str) -> None:
             + ("; " if missing and mismatched else "")
             + (f"{len(missing)} tensors missing, e.g. {missing[:3]}" if missing else "")
         )
-    teacher.load_state_dict({k: torch.as_tensor(weights[k]) for k in own})
+    teacher.load_state_dict({k: weights[k] for k in own})
     logger.info(f"Teacher loaded from {path} ({len(own)} tensors)")
 
 
@@ -254,9 +252,7 @@ def student_state_dict(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor
 def export_student(checkpoint_path: str, output_path: str) -> int:
     """Writes ``checkpoint_path``'s student as a plain detectron2 checkpoint (``{"model": state_dict}``) that
     a ``GeneralizedRCNN`` or ``DefaultPredictor`` loads without pudet. Returns the number of tensors."""
-    with PathManager.open(checkpoint_path, "rb") as f:
-        state = torch.load(f, map_location="cpu", weights_only=False)
-    weights = student_state_dict(state.get("model", state))
+    weights = student_state_dict(load_checkpoint(checkpoint_path)["model"])
     save_student(weights, output_path)
     return len(weights)
 

@@ -19,6 +19,7 @@ setup(
         "matplotlib",
         "tabulate",
         "tqdm",
+        "submitit",  # tools/submit.py (SLURM)
     ],
     extras_require={"test": ["pytest"]},
 )

@@ -1,64 +1,107 @@
 # Shared by the row scripts: run them from anywhere; commands run in the repository root.
-# Environment: NUM_GPUS (default 8); for several machines NUM_MACHINES, MACHINE_RANK, DIST_URL
-# (run the same script on every machine); PYTHON (default: the repository's .venv).
+#
+#   ROW.sh [KEY VALUE ...]     the pairs are config overrides given to every step, after the script's own
+#                              (so they win), e.g. MODEL.DEVICE cpu SOLVER.IMS_PER_BATCH 16
+#
+# Environment:
+#   NUM_GPUS      processes (GPUs) per machine (default 8; 1 with MODEL.DEVICE cpu, the only value it allows)
+#   NUM_MACHINES, MACHINE_RANK, DIST_URL   several machines: the same script on each, DIST_URL=tcp://HOST0:PORT
+#   OUTPUT_ROOT   where every step writes (default output/coco)
+#   PYTHON        the interpreter (default: the repository's .venv)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 PYTHON=${PYTHON:-"$ROOT/.venv/bin/python"}
-NUM_GPUS=${NUM_GPUS:-8}
-LAUNCH=(--num-gpus "$NUM_GPUS" --num-machines "${NUM_MACHINES:-1}" --machine-rank "${MACHINE_RANK:-0}")
+OUTPUT_ROOT=${OUTPUT_ROOT:-output/coco}
+OPTS=("$@")
+
+die() { echo "$(basename "$0"): $*" >&2; exit 2; }
+
+(( ${#OPTS[@]} % 2 == 0 )) || die "overrides are KEY VALUE pairs, got an odd number of words: ${OPTS[*]}"
+DEVICE=cuda
+for (( i = 0; i < ${#OPTS[@]}; i += 2 )); do
+    [ "${OPTS[i]}" = MODEL.DEVICE ] && DEVICE=${OPTS[i+1]}
+done
+NUM_MACHINES=${NUM_MACHINES:-1}
+MACHINE_RANK=${MACHINE_RANK:-0}
+(( NUM_MACHINES == 1 )) || [ -n "${DIST_URL:-}" ] || die "NUM_MACHINES=$NUM_MACHINES needs DIST_URL=tcp://HOST0:PORT \
+(the same on every machine; HOST0 runs MACHINE_RANK=0)"
+if [[ $DEVICE == cpu* ]]; then
+    NUM_GPUS=${NUM_GPUS:-1}
+    (( NUM_GPUS == 1 && NUM_MACHINES == 1 )) || die "MODEL.DEVICE $DEVICE runs one process on one machine: \
+NUM_GPUS=1 and NUM_MACHINES=1 (got NUM_GPUS=$NUM_GPUS, NUM_MACHINES=$NUM_MACHINES)"
+else
+    NUM_GPUS=${NUM_GPUS:-8}
+    # detectron2's launch would spawn NUM_GPUS processes that each fail on their own: check first
+    found=$("$PYTHON" -c "import torch; print(torch.cuda.device_count())") || die "cannot run $PYTHON"
+    (( found >= NUM_GPUS )) || die "NUM_GPUS=$NUM_GPUS but torch sees $found CUDA GPU(s) on $(hostname). \
+Set NUM_GPUS to at most $found, or run on the CPU (one process): $0 ${OPTS[*]} MODEL.DEVICE cpu"
+fi
+LAUNCH=(--num-gpus "$NUM_GPUS" --num-machines "$NUM_MACHINES" --machine-rank "$MACHINE_RANK")
 [ -n "${DIST_URL:-}" ] && LAUNCH+=(--dist-url "$DIST_URL")
 
 TEACHER_CFG=configs/COCO/faster_rcnn_R_50_FPN_1x_teacher.yaml
-TEACHER=output/coco/teacher_R50_FPN_1x/model_final.pth
+TEACHER_DIR=$OUTPUT_ROOT/teacher_R50_FPN_1x
+TEACHER=$TEACHER_DIR/model_final.pth
 PU_CFG=configs/PU/pu_R50_coco_imagenet.yaml
-PU=output/coco/pu_R50_nnpu/model_final.pth
+PU_DIR=$OUTPUT_ROOT/pu_R50_nnpu
+PU=$PU_DIR/model_final.pth
 N_L=118287
+
+# train CONFIG OUTPUT_DIR [KEY VALUE ...]: tools/train_net.py (resumed), distilling from $TEACHER where the
+# config distils; the user's overrides come last
+train() {
+    local config=$1 out=$2
+    shift 2
+    "$PYTHON" tools/train_net.py "${LAUNCH[@]}" --resume --config-file "$config" \
+        MODEL.PUDET.TEACHER_WEIGHTS "$TEACHER" "$@" OUTPUT_DIR "$out" "${OPTS[@]}"
+}
 
 # step 1: the teacher D_t on COCO train2017 (skipped when done)
 teacher() {
-    [ -f "$TEACHER" ] || "$PYTHON" tools/train_net.py "${LAUNCH[@]}" --resume --config-file "$TEACHER_CFG"
+    [ -f "$TEACHER" ] || train "$TEACHER_CFG" "$TEACHER_DIR"
 }
 
 # step 2: the PU classifier N_pu on COCO train2017 (positive) + ImageNet train (unlabeled)
 pu_classifier() {
     teacher
-    [ -f "$PU" ] || "$PYTHON" tools/purify_net.py train "${LAUNCH[@]}" --resume --config-file "$PU_CFG"
+    [ -f "$PU" ] || "$PYTHON" tools/purify_net.py train "${LAUNCH[@]}" --resume --config-file "$PU_CFG" \
+        PU.INIT_FROM_DETECTOR "$TEACHER" OUTPUT_DIR "$PU_DIR" "${OPTS[@]}"
 }
 
 # step 3: score ImageNet (once: a second K reuses the scored chunks), keep the top K (U^P):
-# select_pu K -> output/coco/pu_R50_nnpu/select/selected_K.json
+# select_pu K -> $PU_DIR/select/selected_K.json
 select_pu() {
     pu_classifier
-    local out=output/coco/pu_R50_nnpu/select
+    local out=$PU_DIR/select
     if [ ! -f "$out/selected_$1.json" ]; then
-        "$PYTHON" tools/purify_net.py select "${LAUNCH[@]}" --config-file "$PU_CFG" --topk "$1" --output-dir "$out"
+        "$PYTHON" tools/purify_net.py select "${LAUNCH[@]}" --config-file "$PU_CFG" --weights "$PU" --topk "$1" \
+            --output-dir "$out" "${OPTS[@]}"
         cp "$out/selected.json" "$out/selected_$1.json"
     fi
 }
 
-# step 4: pseudo-labels by the teacher: label_pu K NAME, label_random K NAME -> output/coco/labels/NAME
+# step 4: pseudo-labels by the teacher: label_pu K NAME, label_random K NAME -> $OUTPUT_ROOT/labels/NAME
 label_pu() {
     select_pu "$1"
-    local out=output/coco/labels/$2
+    local out=$OUTPUT_ROOT/labels/$2
     [ -f "$out/pseudo_labels.json" ] || "$PYTHON" tools/purify_net.py label "${LAUNCH[@]}" --config-file "$TEACHER_CFG" \
-        --weights "$TEACHER" --selection "output/coco/pu_R50_nnpu/select/selected_$1.json" --output-dir "$out"
+        --weights "$TEACHER" --selection "$PU_DIR/select/selected_$1.json" --output-dir "$out" "${OPTS[@]}"
 }
 label_random() {
     teacher
-    local out=output/coco/labels/$2
+    local out=$OUTPUT_ROOT/labels/$2
     [ -f "$out/pseudo_labels.json" ] || "$PYTHON" tools/purify_net.py label "${LAUNCH[@]}" --config-file "$TEACHER_CFG" \
-        --weights "$TEACHER" --dataset imagenet_2012_train_unlabeled --random "$1" --seed 0 --output-dir "$out"
+        --weights "$TEACHER" --dataset imagenet_2012_train_unlabeled --random "$1" --seed 0 --output-dir "$out" "${OPTS[@]}"
 }
 
 # step 5: the student on L + pseudo-labelled U^x at tau, 1x = 12 epochs of L + U^x:
-# student NAME TAU N_U -> output/coco/students/NAME_thrTAU
+# student NAME TAU N_U -> $OUTPUT_ROOT/students/NAME_thrTAU
 student() {
     local name=$1 tau=$2 n_u=$3
     local per_epoch=$(( (N_L + n_u + 31) / 32 ))
-    "$PYTHON" tools/train_net.py "${LAUNCH[@]}" --resume \
-        --config-file configs/COCO/faster_rcnn_R_50_FPN_1x_self_distill_pseudo.yaml \
-        DATASETS.TRAIN_PSEUDO "('output/coco/labels/$name/pseudo_labels.json',)" MODEL.PUDET.PSEUDO_SCORE_THRESH "$tau" \
+    train configs/COCO/faster_rcnn_R_50_FPN_1x_self_distill_pseudo.yaml "$OUTPUT_ROOT/students/${name}_thr${tau}" \
+        DATASETS.TRAIN_PSEUDO "('$OUTPUT_ROOT/labels/$name/pseudo_labels.json',)" MODEL.PUDET.PSEUDO_SCORE_THRESH "$tau" \
         SOLVER.MAX_ITER $(( 12 * per_epoch )) SOLVER.STEPS "($(( 8 * per_epoch )), $(( 11 * per_epoch )))" \
-        SOLVER.CHECKPOINT_PERIOD "$per_epoch" OUTPUT_DIR "output/coco/students/${name}_thr${tau}"
+        SOLVER.CHECKPOINT_PERIOD "$per_epoch"
 }

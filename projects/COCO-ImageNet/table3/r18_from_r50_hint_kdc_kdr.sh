@@ -2,4 +2,4 @@
 # Table 3, Res18 FPN <- Res50 FPN, hint + kdc + kdr. Paper: 35.8 AP, 56.0 AP50, 38.8 AP75.
 source "$(dirname "$0")/../common.sh"
 teacher
-"$PYTHON" tools/train_net.py "${LAUNCH[@]}" --resume --config-file configs/COCO/faster_rcnn_R_18_FPN_1x_self_distill_R50.yaml MODEL.WEIGHTS "${R18_WEIGHTS:?set R18_WEIGHTS to an ImageNet-pretrained R-18 in detectron2 format}" OUTPUT_DIR output/coco/table3/r18_hint_kdc_kdr
+train configs/COCO/faster_rcnn_R_18_FPN_1x_self_distill_R50.yaml "$OUTPUT_ROOT/table3/r18_hint_kdc_kdr" MODEL.WEIGHTS "${R18_WEIGHTS:?set R18_WEIGHTS to an ImageNet-pretrained R-18 in detectron2 format}"

@@ -1,7 +1,10 @@
 """pudet's config keys, added to a detectron2 config by :func:`add_pudet_config`."""
-from detectron2.config import CfgNode as CN
+import logging
 
-__all__ = ["add_pudet_config"]
+from detectron2.config import CfgNode as CN
+from detectron2.utils.logger import log_first_n
+
+__all__ = ["add_pudet_config", "pseudo_score_thresh"]
 
 
 def add_pudet_config(cfg):
@@ -40,7 +43,10 @@ def add_pudet_config(cfg):
     _C.PU.LABELED_DATASETS = ("wild_digits_train",)
     # datasets of unlabeled images: the pool U to purify
     _C.PU.UNLABELED_DATASETS = ("wild_digits_pool",)
-    # fraction of L and of U held out from training for validation (registered as "pu_holdout")
+    # the PU splits are registered as <prefix>_train_labeled, <prefix>_train_unlabeled and <prefix>_holdout
+    # (pudet.data.build.PUSplits); another prefix lets a process hold a second PU configuration
+    _C.PU.SPLITS_PREFIX = "pu"
+    # fraction of L and of U held out from training for validation (the "<prefix>_holdout" split)
     _C.PU.HOLDOUT_FRACTION = 0.1
     # cap on the held-out images of each of L and U (keeps validation short on a 1.28M-image pool)
     _C.PU.HOLDOUT_MAX = 2000
@@ -84,8 +90,8 @@ def add_pudet_config(cfg):
     _C.MODEL.PUDET.TEMPERATURE = 2.0
     # psi: the imitation mask keeps anchors with IoU > psi * (the box's max IoU on that level)
     _C.MODEL.PUDET.IMITATION_PSI = 0.5
-    # tau: pseudo-boxes scoring below this are dropped when a pseudo-label file is loaded (paper: 0.5)
-    _C.MODEL.PUDET.PSEUDO_SCORE_THRESH = 0.5
+    # deprecated: DATASETS.PSEUDO_SCORE_THRESH (still honoured where set, with a warning; None = not set)
+    _C.MODEL.PUDET.PSEUDO_SCORE_THRESH = None
     # switches of the three distillation terms (the paper's Table 3 ablation)
     _C.MODEL.PUDET.HINT_ON = True
     _C.MODEL.PUDET.KDC_ON = True
@@ -94,6 +100,8 @@ def add_pudet_config(cfg):
     # Training on L and pseudo-labelled U^P (pudet.data.build.build_expanded_train_loader).
     # pseudo-label files written by `purify_net.py label`, trained on beside DATASETS.TRAIN (the labeled set)
     _C.DATASETS.TRAIN_PSEUDO = ()
+    # tau: pseudo-boxes scoring below this are dropped when a pseudo-label file is loaded (paper: 0.5)
+    _C.DATASETS.PSEUDO_SCORE_THRESH = 0.5
     # keep pseudo-labelled images left with no box above tau (as background-only images); False drops them
     _C.DATASETS.PSEUDO_KEEP_EMPTY = False
     # "alternate": each batch from one source, PSEUDO_BATCHES pseudo-labelled batches then LABELED_BATCHES
@@ -104,3 +112,14 @@ def add_pudet_config(cfg):
     # colour jitter of pseudo-labelled images: brightness, contrast, saturation factors in [1 - j, 1 + j]
     _C.INPUT.PSEUDO_COLOR_JITTER = 0.4
     return cfg
+
+
+def pseudo_score_thresh(cfg) -> float:
+    """tau, the score threshold of pseudo-boxes: ``DATASETS.PSEUDO_SCORE_THRESH``, or the value of its old
+    name ``MODEL.PUDET.PSEUDO_SCORE_THRESH`` where a config still sets it (with a deprecation warning)."""
+    old = cfg.MODEL.PUDET.PSEUDO_SCORE_THRESH
+    if old is None:
+        return cfg.DATASETS.PSEUDO_SCORE_THRESH
+    log_first_n(logging.WARNING, "MODEL.PUDET.PSEUDO_SCORE_THRESH is deprecated: it was renamed to "
+                "DATASETS.PSEUDO_SCORE_THRESH (a data-loading setting); please update your config", n=1)
+    return float(old)

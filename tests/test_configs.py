@@ -1,10 +1,12 @@
 import glob
+import logging
 import os
 
 import pytest
 from detectron2.config import get_cfg
 
 from pudet import add_pudet_config
+from pudet.config import pseudo_score_thresh
 
 from .conftest import REPO
 
@@ -45,3 +47,18 @@ def test_coco_teacher_recipe_matches_paper():
     assert cfg.SOLVER.MOMENTUM == 0.9 and cfg.SOLVER.WEIGHT_DECAY == 1e-4
     assert tuple(cfg.INPUT.MIN_SIZE_TRAIN) == (800,) and cfg.INPUT.RANDOM_FLIP == "horizontal"
     assert cfg.MODEL.RESNETS.DEPTH == 50 and cfg.DATASETS.TEST == ("coco_2017_val",)
+
+
+def test_pseudo_score_thresh_renamed_old_key_still_works(tmp_path, caplog):
+    cfg = get_cfg()
+    add_pudet_config(cfg)
+    assert pseudo_score_thresh(cfg) == 0.5
+    cfg.merge_from_list(["DATASETS.PSEUDO_SCORE_THRESH", "0.9"])
+    assert pseudo_score_thresh(cfg) == 0.9
+    # a config file of the old layout merges and its value wins, with a deprecation warning
+    old = tmp_path / "old.yaml"
+    old.write_text("MODEL:\n  PUDET:\n    PSEUDO_SCORE_THRESH: 0.7\n")
+    cfg.merge_from_file(str(old))
+    with caplog.at_level(logging.WARNING):
+        assert pseudo_score_thresh(cfg) == 0.7
+    assert "renamed to DATASETS.PSEUDO_SCORE_THRESH" in caplog.text

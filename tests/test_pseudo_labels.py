@@ -248,7 +248,7 @@ def test_alternating_and_mixed_batches_deterministic(tiny_benchmark, tiny_root, 
     pool = DatasetCatalog.get("wild_digits_pool")
     path = _write_pseudo(str(tmp_path / "p.json"), pool)
     pseudo_files = {d["file_name"] for d in pool[:3]}
-    cfg.merge_from_list(["DATASETS.TRAIN_PSEUDO", (path,), "MODEL.PUDET.PSEUDO_SCORE_THRESH", "0.1",
+    cfg.merge_from_list(["DATASETS.TRAIN_PSEUDO", (path,), "DATASETS.PSEUDO_SCORE_THRESH", "0.1",
                          "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0", "SEED", "7",
                          "DATALOADER.PSEUDO_BATCHES", "2", "DATALOADER.LABELED_BATCHES", "1"])
     register_datasets(cfg)

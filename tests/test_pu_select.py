@@ -10,6 +10,7 @@ from PIL import Image
 
 from pudet import add_pudet_config
 from pudet.data.mappers import PUDatasetMapper
+from pudet.evaluation.ranking import ranking_metrics
 from pudet.modeling.pu_classifier import PUClassifier
 from pudet.pu import select as sel
 
@@ -137,7 +138,7 @@ def test_select_top_and_threshold_deterministic_ties():
 
 def test_ranking_metrics_by_hand():
     # positives scored 0.9 and 0.7; negatives 0.8 and 0.1. Pairs ordered right: 3 of 4 -> AUC 0.75.
-    m = sel.ranking_metrics([0.9, 0.8, 0.7, 0.1], [1, 0, 1, 0], k=2)
+    m = ranking_metrics([0.9, 0.8, 0.7, 0.1], [1, 0, 1, 0], k=2)
     assert m == {"AUC": 0.75, "precision@K": 0.5, "recall@K": 0.5, "K": 2}
 
 

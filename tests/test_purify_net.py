@@ -82,3 +82,41 @@ def test_subcommand_required():
     tool = _load_tool()
     with pytest.raises(SystemExit):
         tool.parse_args(["score"])
+
+
+def test_select_by_teacher_confidence_writes_the_same_files(tiny_benchmark, tiny_root, tmp_path):
+    """U^C from a pseudo-label file of the pool: every hidden positive's best box scores 0.9, one negative's
+    0.95, the other negatives have no box (score 0). K = n_l = 12 of 20 (8 positives): the negative, the 8
+    positives, then 3 negatives (ties by lowest id). Precision 8/12, recall 1, AUC = 88 right pairs of 96."""
+    tool = _load_tool()
+    spec, folder = tiny_benchmark
+    with open(os.path.join(folder, "pool_truth.json")) as f:
+        truth = json.load(f)
+    images = [{"id": im["id"], "file_name": im["file_name"], "height": 128, "width": 128} for im in truth["images"]]
+    negatives = [im["id"] for im in truth["images"] if not im["positive"]]
+    best = {im["id"]: 0.9 for im in truth["images"] if im["positive"]}
+    best[negatives[-1]] = 0.95
+    annotations = [{"id": k + 1, "image_id": i, "bbox": [0, 0, 5, 5], "area": 25, "category_id": 1, "score": s,
+                    "iscrowd": 0} for k, (i, s) in enumerate(sorted(best.items()))]
+    labels = tmp_path / "pool"
+    labels.mkdir()
+    coco = {"info": {"dataset": "wild_digits_pool", "unreadable": 0}, "images": images, "annotations": annotations,
+            "categories": [{"id": 1, "name": "digit 0"}]}
+    (labels / "pseudo_labels.json").write_text(json.dumps(coco))
+    (labels / "unreadable.tsv").write_text("image_id\tfile_name\treason\n")
+    out = str(tmp_path / "select_confidence")
+    summary = tool.main(tool.parse_args(["select", "--by", "teacher-confidence", "--pseudo-labels",
+                                         str(labels / "pseudo_labels.json"), "--output-dir", out,
+                                         *_opts(tiny_root, str(tmp_path))]))
+    assert summary["rule"] == "top-12 by the teacher's best box score"
+    assert (summary["pool images"], summary["scored"], summary["unreadable"], summary["selected"]) == (20, 20, 0, 12)
+    assert summary["precision@K"] == pytest.approx(8 / 12) and summary["recall@K"] == 1.0
+    assert summary["AUC"] == pytest.approx(88 / 96) and summary["pool positive fraction"] == pytest.approx(0.4)
+    assert summary["lowest selected score"] == 0.0
+    assert {"score_histogram.png", "scores.tsv", "selected.json", "unreadable.tsv"} <= set(os.listdir(out))
+    with open(os.path.join(out, "selected.json")) as f:
+        selected = json.load(f)
+    positives = sorted(i for i in best if i != negatives[-1])
+    assert [im["image_id"] for im in selected["images"]] == [negatives[-1]] + positives + sorted(negatives[:-1])[:3]
+    with pytest.raises(SystemExit):
+        tool.parse_args(["select", "--by", "teacher-confidence"])  # needs --pseudo-labels

@@ -51,9 +51,7 @@ def main(args):
     else:
         trainer = DetectionTrainer(cfg)
         trainer.resume_or_load(resume=args.resume)
-        trainer.train()
-        # DefaultTrainer's EvalHook evaluates after the last iteration and keeps the results here
-        results = getattr(trainer, "_last_eval_results", {})
+        results = trainer.train()
     if comm.is_main_process() and results:
         save_results(results, os.path.join(cfg.OUTPUT_DIR, "eval_results.json"))
         print(results_table(results))

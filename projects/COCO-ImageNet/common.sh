@@ -101,7 +101,7 @@ student() {
     local name=$1 tau=$2 n_u=$3
     local per_epoch=$(( (N_L + n_u + 31) / 32 ))
     train configs/COCO/faster_rcnn_R_50_FPN_1x_self_distill_pseudo.yaml "$OUTPUT_ROOT/students/${name}_thr${tau}" \
-        DATASETS.TRAIN_PSEUDO "('$OUTPUT_ROOT/labels/$name/pseudo_labels.json',)" MODEL.PUDET.PSEUDO_SCORE_THRESH "$tau" \
+        DATASETS.TRAIN_PSEUDO "('$OUTPUT_ROOT/labels/$name/pseudo_labels.json',)" DATASETS.PSEUDO_SCORE_THRESH "$tau" \
         SOLVER.MAX_ITER $(( 12 * per_epoch )) SOLVER.STEPS "($(( 8 * per_epoch )), $(( 11 * per_epoch )))" \
         SOLVER.CHECKPOINT_PERIOD "$per_epoch"
 }

@@ -10,11 +10,13 @@ finished stage is skipped, an interrupted training resumes from its last checkpo
   select     N_pu scores every pool image; U^P = the top K = n_l
   label      D_t pseudo-labels the whole pool (for the confidence-based selection and the teacher's
              false alarms), U^P, a random U^R of K images, and U^C = the K images whose best box scores
-             highest (the selection a practitioner tries first)
+             highest (the selection a practitioner tries first: purify_net.py select --by teacher-confidence)
   students   the rows: labeled only (the teacher trained on as long again, plain detectron2); + self-
              distillation on L; + U^R, U^P at tau 0.5 and 0.9; + U^C at 0.5 (self-distillation on L + U^x);
              students start from the teacher's weights
-  report     results.json, results.md, gallery.png (random vs PU-selected, Figure 3), the table
+  report     results.json, results.md, gallery.png (random vs PU-selected, Figure 3), the table; it reads
+             only what the stages wrote (eval_results.json, the selections' summaries, prior.json,
+             diagnostics.json)
 
 Prints the table; its last lines say where everything is.
 """
@@ -34,9 +36,10 @@ sys.path.insert(0, REPO)
 # detectron2 0.6 calls torch.jit.script at import, which torch deprecates: keep the demo's console to its table
 warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
 
-CONFIGS = os.path.join(REPO, "configs", "WildDigits")
 TOOLS = os.path.join(REPO, "tools")
-STAGES = ("teacher", "pu", "select", "label", "students", "report")
+TEACHER_YAML = os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml")
+STUDENT_YAML = os.path.join(REPO, "configs", "WildDigits", "student_R18_FPN_sd.yaml")
+PU_YAML = os.path.join(REPO, "configs", "WildDigits", "pu_R18_nnpu.yaml")
 # (row key, label, training data: None = L only, or (selection, tau); self-distillation?)
 ROWS = (
     ("baseline", "Labeled only (baseline)", None, False),
@@ -52,7 +55,7 @@ ROWS = (
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-dir", default="output/demo", help="where every stage writes (default: %(default)s)")
-    p.add_argument("--stage", choices=STAGES, default=None, help="run this stage only (default: all, in order)")
+    p.add_argument("--stage", choices=list(STAGES), default=None, help="run this stage only (default: all, in order)")
     p.add_argument("--seed", type=int, default=0, help="benchmark seed, also of U^R and training (default: %(default)s)")
     p.add_argument("--num-labeled", type=int, default=400, help="labeled scenes in L (default: %(default)s)")
     p.add_argument("--num-pool", type=int, default=2000, help="scenes in the pool U (default: %(default)s)")
@@ -99,8 +102,11 @@ def run(cmd, log_path):
     print(f"  done in {time.time() - start:.0f}s (log: {log_path})", flush=True)
 
 
-def tool(name):
-    return [sys.executable, os.path.join(TOOLS, name)]
+def step(p, log, done, name, *tool_args):
+    """Runs ``tools/<name> tool_args`` (log: ``logs/<log>.log``) unless its output ``done`` exists: a rerun
+    skips the finished steps."""
+    if not os.path.isfile(done):
+        run([sys.executable, os.path.join(TOOLS, name), *tool_args], os.path.join(p["logs"], f"{log}.log"))
 
 
 def paths(args):
@@ -108,6 +114,7 @@ def paths(args):
     return {
         "teacher": os.path.join(o, "teacher"), "pu": os.path.join(o, "pu"),
         "select": os.path.join(o, "pu", "select"), "labels": os.path.join(o, "labels"),
+        "select_confidence": os.path.join(o, "labels", "select_confidence"),
         "students": os.path.join(o, "students"), "logs": os.path.join(o, "logs"),
     }
 
@@ -118,80 +125,57 @@ def read_json(path):
 
 
 def stage_teacher(args, p):
-    if os.path.isfile(os.path.join(p["teacher"], "eval_results.json")):
-        return
-    run(tool("train_net.py") + [
-        "--resume", "--config-file", os.path.join(CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml"), *benchmark_opts(args),
-        *schedule(args.teacher_iters, 0.04), "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", p["teacher"],
-    ], os.path.join(p["logs"], "teacher.log"))
+    step(p, "teacher", os.path.join(p["teacher"], "eval_results.json"), "train_net.py",
+         "--resume", "--config-file", TEACHER_YAML, *benchmark_opts(args), *schedule(args.teacher_iters, 0.04),
+         "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", p["teacher"])
 
 
 def stage_pu(args, p):
-    if os.path.isfile(os.path.join(p["pu"], "eval_results.json")):
-        return
-    run(tool("purify_net.py") + [
-        "train", "--resume", "--config-file", os.path.join(CONFIGS, "pu_R18_nnpu.yaml"), *benchmark_opts(args),
-        *schedule(args.pu_iters, 0.01), "PU.INIT_FROM_DETECTOR", os.path.join(p["teacher"], "model_final.pth"),
-        "OUTPUT_DIR", p["pu"],
-    ], os.path.join(p["logs"], "pu.log"))
+    step(p, "pu", os.path.join(p["pu"], "eval_results.json"), "purify_net.py",
+         "train", "--resume", "--config-file", PU_YAML, *benchmark_opts(args), *schedule(args.pu_iters, 0.01),
+         "PU.INIT_FROM_DETECTOR", os.path.join(p["teacher"], "model_final.pth"), "OUTPUT_DIR", p["pu"])
 
 
 def stage_select(args, p):
-    if os.path.isfile(os.path.join(p["select"], "selected.json")):
-        return
-    run(tool("purify_net.py") + [
-        "select", "--config-file", os.path.join(CONFIGS, "pu_R18_nnpu.yaml"), *benchmark_opts(args),
-        "PU.PRIOR", str(read_json(os.path.join(p["pu"], "prior.json"))["prior"]), "OUTPUT_DIR", p["pu"],
-    ], os.path.join(p["logs"], "select.log"))
+    step(p, "select", os.path.join(p["select"], "selected.json"), "purify_net.py",
+         "select", "--config-file", PU_YAML, *benchmark_opts(args),
+         "PU.PRIOR", str(read_json(os.path.join(p["pu"], "prior.json"))["prior"]), "OUTPUT_DIR", p["pu"])
 
 
 def _label(args, p, name, *source):
     out = os.path.join(p["labels"], name)
-    if not os.path.isfile(os.path.join(out, "diagnostics.json")):
-        run(tool("purify_net.py") + [
-            "label", "--config-file", os.path.join(CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml"),
-            "--weights", os.path.join(p["teacher"], "model_final.pth"), "--output-dir", out, *source,
-            *benchmark_opts(args),
-        ], os.path.join(p["logs"], f"label_{name}.log"))
-    return out
+    step(p, f"label_{name}", os.path.join(out, "diagnostics.json"), "purify_net.py",
+         "label", "--config-file", TEACHER_YAML, "--weights", os.path.join(p["teacher"], "model_final.pth"),
+         "--output-dir", out, *source, *benchmark_opts(args))
 
 
 def stage_label(args, p):
-    from pudet.pu.select import max_score_per_image, select_top, write_selection
-
-    pool_labels = _label(args, p, "pool", "--dataset", "wild_digits_pool")
+    _label(args, p, "pool", "--dataset", "wild_digits_pool")
     _label(args, p, "pu", "--selection", os.path.join(p["select"], "selected.json"))
     _label(args, p, "random", "--dataset", "wild_digits_pool", "--random", str(args.num_labeled),
            "--seed", str(args.seed))
-    conf_selection = os.path.join(p["labels"], "confidence_selected.json")
-    if not os.path.isfile(conf_selection):
-        coco = read_json(os.path.join(pool_labels, "pseudo_labels.json"))
-        ids, scores = max_score_per_image(coco)
-        chosen = select_top(ids, scores, topk=args.num_labeled)
-        files = {im["id"]: im["file_name"] for im in coco["images"]}
-        write_selection(conf_selection, ids, scores, chosen, files,
-                        {"dataset": "wild_digits_pool", "rule": f"top-{args.num_labeled} by the teacher's best box score"})
-    _label(args, p, "confidence", "--selection", conf_selection)
+    step(p, "select_confidence", os.path.join(p["select_confidence"], "selected.json"), "purify_net.py",
+         "select", "--by", "teacher-confidence", "--pseudo-labels", os.path.join(p["labels"], "pool", "pseudo_labels.json"),
+         "--output-dir", p["select_confidence"], "--config-file", PU_YAML, *benchmark_opts(args))
+    _label(args, p, "confidence", "--selection", os.path.join(p["select_confidence"], "selected.json"))
 
 
 def stage_students(args, p):
     teacher = os.path.join(p["teacher"], "model_final.pth")
     chosen = set(args.rows.split(","))
     for key, _, data, distill in ROWS:
-        out = os.path.join(p["students"], key)
-        if key not in chosen or os.path.isfile(os.path.join(out, "eval_results.json")):
+        if key not in chosen:
             continue
-        config = "student_R18_FPN_sd.yaml" if distill else "faster_rcnn_R18_FPN_teacher.yaml"
+        out = os.path.join(p["students"], key)
         extra = ["MODEL.PUDET.TEACHER_WEIGHTS", teacher] if distill else []
         if data is not None:
             selection, tau = data
             extra += ["DATASETS.TRAIN_PSEUDO", f"('{os.path.join(p['labels'], selection, 'pseudo_labels.json')}',)",
-                      "MODEL.PUDET.PSEUDO_SCORE_THRESH", str(tau)]
-        run(tool("train_net.py") + [
-            "--resume", "--config-file", os.path.join(CONFIGS, config), *benchmark_opts(args),
-            *schedule(args.student_iters, 0.004), "MODEL.WEIGHTS", teacher, *extra,
-            "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out,
-        ], os.path.join(p["logs"], f"student_{key}.log"))
+                      "DATASETS.PSEUDO_SCORE_THRESH", str(tau)]
+        step(p, f"student_{key}", os.path.join(out, "eval_results.json"), "train_net.py",
+             "--resume", "--config-file", STUDENT_YAML if distill else TEACHER_YAML, *benchmark_opts(args),
+             *schedule(args.student_iters, 0.004), "MODEL.WEIGHTS", teacher, *extra,
+             "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out)
 
 
 def _ap(results):
@@ -210,10 +194,11 @@ def check_claims(ap):
              "evidence": f"AP {ap[a]:.1f} vs {ap[b]:.1f}"} for claim, a, b in pairs if a in ap and b in ap]
 
 
-def stage_report(args, p):
-    from pudet.data.datasets import WildDigitsSpec, build_wild_digits
-    from pudet.pu.select import max_score_per_image, ranking_metrics
+def _selection_row(name, summary):
+    return [name, 100 * summary["AUC"], 100 * summary["precision@K"], 100 * summary["recall@K"]]
 
+
+def stage_report(args, p):
     teacher = _ap(read_json(os.path.join(p["teacher"], "eval_results.json")))
     headers = ["training data", "n_u", "thr", "# boxes", "AP", "AP50", "AP75", "APs", "APm"]
     metrics = ("AP", "AP50", "AP75", "APs", "APm")
@@ -233,28 +218,21 @@ def stage_report(args, p):
             boxes = next(r["boxes"] for r in diag["taus"] if r["tau"] == thr)
         rows.append([label, n_u, thr, boxes, *(ap[m] for m in metrics)])
 
-    # the selections against the hidden truth: N_pu's scores vs the teacher's best box score
+    # the selections against the hidden truth (in their summaries): N_pu's scores vs the teacher's best box score
     summary = read_json(os.path.join(p["select"], "selected.json"))["summary"]
-    pool = read_json(os.path.join(p["labels"], "pool", "pseudo_labels.json"))
-    spec = WildDigitsSpec(seed=args.seed, num_labeled=args.num_labeled, num_pool=args.num_pool,
-                          num_val=args.num_val, pos_fraction=args.pos_fraction)
-    truth = {im["id"]: im["positive"] for im in read_json(os.path.join(build_wild_digits(spec), "pool_truth.json"))["images"]}
-    ids, conf = max_score_per_image(pool)
-    conf_metrics = ranking_metrics(conf, [truth[i] for i in ids.tolist()], args.num_labeled)
+    confidence = read_json(os.path.join(p["select_confidence"], "selected.json"))["summary"]
     sel_headers = ["selection of K = n_l pool images", "AUC", "precision@K", "recall@K"]
-    sel_rows = [["PU classifier N_pu (nnPU)", 100 * summary["AUC"], 100 * summary["precision@K"], 100 * summary["recall@K"]],
-                ["teacher's best box score", 100 * conf_metrics["AUC"], 100 * conf_metrics["precision@K"],
-                 100 * conf_metrics["recall@K"]],
-                ["random (expected)", 50.0, 100 * args.pos_fraction, 100 * args.num_labeled / args.num_pool]]
+    sel_rows = [_selection_row("PU classifier N_pu (nnPU)", summary),
+                _selection_row("teacher's best box score", confidence),
+                ["random (expected)", 50.0, 100 * summary["pool positive fraction"],
+                 100 * summary["selected"] / summary["scored"]]]
     prior = read_json(os.path.join(p["pu"], "prior.json"))
 
-    run(tool("purify_net.py") + [
-        "gallery", os.path.join(p["labels"], "random", "pseudo_labels.json"),
-        os.path.join(p["labels"], "pu", "pseudo_labels.json"), "--titles", "random (U^R)", "PU-selected (U^P)",
-        "--output", os.path.join(args.output_dir, "gallery.png"), "--seed", str(args.seed),
-    ], os.path.join(p["logs"], "gallery.log"))
-    histogram = os.path.join(args.output_dir, "score_histogram.png")
-    shutil.copyfile(os.path.join(p["select"], "score_histogram.png"), histogram)
+    run([sys.executable, os.path.join(TOOLS, "purify_net.py"), "gallery",
+         os.path.join(p["labels"], "random", "pseudo_labels.json"), os.path.join(p["labels"], "pu", "pseudo_labels.json"),
+         "--titles", "random (U^R)", "PU-selected (U^P)", "--output", os.path.join(args.output_dir, "gallery.png"),
+         "--seed", str(args.seed)], os.path.join(p["logs"], "gallery.log"))
+    shutil.copyfile(os.path.join(p["select"], "score_histogram.png"), os.path.join(args.output_dir, "score_histogram.png"))
 
     table = tabulate(rows, headers=headers, tablefmt="github", floatfmt=".1f")
     claims = check_claims(student_ap)
@@ -263,7 +241,8 @@ def stage_report(args, p):
                   f"{summary['pool positive fraction']:.3f}")
     results = {
         "settings": vars(args), "headers": headers, "rows": rows, "selection_headers": sel_headers,
-        "selection_rows": sel_rows, "prior": prior, "pu_selection": summary, "claims": claims,
+        "selection_rows": sel_rows, "prior": prior, "pu_selection": summary, "confidence_selection": confidence,
+        "claims": claims,
     }
     with open(os.path.join(args.output_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -275,6 +254,17 @@ def stage_report(args, p):
         print(f"{c['claim']}: {c['verdict']} ({c['evidence']})")
 
 
+# the stages in the order they run
+STAGES = {
+    "teacher": stage_teacher,
+    "pu": stage_pu,
+    "select": stage_select,
+    "label": stage_label,
+    "students": stage_students,
+    "report": stage_report,
+}
+
+
 def main(argv=None):
     args = parse_args(argv)
     p = paths(args)
@@ -283,7 +273,7 @@ def main(argv=None):
     stages = [args.stage] if args.stage else STAGES
     for name in stages:
         print(f"== stage {name}", flush=True)
-        globals()[f"stage_{name}"](args, p)
+        STAGES[name](args, p)
     print(f"Done in {(time.time() - start) / 60:.1f} min. Results: {os.path.join(args.output_dir, 'results.md')} "
           f"and results.json; gallery.png and score_histogram.png beside them; every stage's output and log under "
           f"{args.output_dir}")

@@ -1,6 +1,7 @@
 """Loaders: PU training batches (labeled and unlabeled images in every batch), the PU train/holdout
 splits, the student's batches over L and pseudo-labelled U^P, and a batched inference loader."""
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch.utils.data as torchdata
@@ -10,11 +11,12 @@ from detectron2.data.common import DatasetFromList, MapDataset
 from detectron2.data.samplers import TrainingSampler
 from detectron2.utils import comm
 
+from ..config import pseudo_score_thresh
 from .datasets.pseudo_labeled import check_pseudo_categories, pseudo_dataset_name
 from .mappers import PseudoLabelMapper, PUDatasetMapper
 
 __all__ = [
-    "PU_SPLITS",
+    "PUSplits",
     "register_pu_splits",
     "build_pu_train_loader",
     "build_expanded_train_loader",
@@ -23,8 +25,22 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PU_SPLITS = ("pu_train_labeled", "pu_train_unlabeled", "pu_holdout")
 _SPLIT_SEED = 20210619
+
+
+@dataclass(frozen=True)
+class PUSplits:
+    """The dataset names of one PU configuration's splits: ``<PU.SPLITS_PREFIX>_train_labeled``,
+    ``_train_unlabeled`` and ``_holdout`` (a process holds several configurations under several prefixes)."""
+
+    train_labeled: str
+    train_unlabeled: str
+    holdout: str
+
+    @classmethod
+    def from_config(cls, cfg) -> "PUSplits":
+        prefix = cfg.PU.SPLITS_PREFIX
+        return cls(f"{prefix}_train_labeled", f"{prefix}_train_unlabeled", f"{prefix}_holdout")
 
 
 def _holdout_mask(n: int, fraction: float, cap: int) -> np.ndarray:
@@ -43,13 +59,13 @@ def _labeled_dicts(names, label):
     return dicts
 
 
-def register_pu_splits(cfg) -> None:
-    """Registers ``pu_train_labeled``, ``pu_train_unlabeled`` and ``pu_holdout`` from ``cfg.PU``'s
-    labeled (positive) and unlabeled datasets. Each image carries ``pu_label`` (1 labeled, 0 unlabeled).
-    A fixed, seeded ``PU.HOLDOUT_FRACTION`` (capped at ``PU.HOLDOUT_MAX``) of each side is held out:
-    ``pu_holdout`` holds both held-out parts, the train splits the rest. Lazy and idempotent; the
-    hidden truth of a single unlabeled dataset that has one (``truth_json``) is passed on to
-    ``pu_holdout``'s metadata for validation."""
+def register_pu_splits(cfg) -> PUSplits:
+    """Registers the :class:`PUSplits` of ``cfg`` (by default ``pu_train_labeled``, ``pu_train_unlabeled``
+    and ``pu_holdout``) from ``cfg.PU``'s labeled (positive) and unlabeled datasets, and returns their names.
+    Each image carries ``pu_label`` (1 labeled, 0 unlabeled). A fixed, seeded ``PU.HOLDOUT_FRACTION``
+    (capped at ``PU.HOLDOUT_MAX``) of each side is held out: the holdout split holds both held-out parts, the
+    train splits the rest. Lazy and idempotent; the hidden truth of a single unlabeled dataset that has one
+    (``truth_json``) is passed on to the holdout split's metadata for validation."""
     sources = {
         "labeled": list(cfg.PU.LABELED_DATASETS),
         "unlabeled": list(cfg.PU.UNLABELED_DATASETS),
@@ -57,10 +73,12 @@ def register_pu_splits(cfg) -> None:
     }
     if not sources["labeled"] or not sources["unlabeled"]:
         raise ValueError("PU.LABELED_DATASETS and PU.UNLABELED_DATASETS must each name at least one dataset")
-    if PU_SPLITS[0] in DatasetCatalog.list():
-        if MetadataCatalog.get(PU_SPLITS[0]).pu_sources != sources:
-            raise ValueError("the PU splits are already registered from other datasets in this process")
-        return
+    splits = PUSplits.from_config(cfg)
+    if splits.train_labeled in DatasetCatalog.list():
+        if MetadataCatalog.get(splits.train_labeled).pu_sources != sources:
+            raise ValueError(f"the PU splits '{cfg.PU.SPLITS_PREFIX}_*' are already registered from other datasets "
+                             "in this process: set another PU.SPLITS_PREFIX")
+        return splits
     frac, cap = cfg.PU.HOLDOUT_FRACTION, cfg.PU.HOLDOUT_MAX
 
     def split(side, holdout):
@@ -69,14 +87,15 @@ def register_pu_splits(cfg) -> None:
         mask = _holdout_mask(len(dicts), frac, cap)
         return [d for d, m in zip(dicts, mask) if m == holdout]
 
-    DatasetCatalog.register(PU_SPLITS[0], lambda: split("labeled", False))
-    DatasetCatalog.register(PU_SPLITS[1], lambda: split("unlabeled", False))
-    DatasetCatalog.register(PU_SPLITS[2], lambda: split("labeled", True) + split("unlabeled", True))
+    DatasetCatalog.register(splits.train_labeled, lambda: split("labeled", False))
+    DatasetCatalog.register(splits.train_unlabeled, lambda: split("unlabeled", False))
+    DatasetCatalog.register(splits.holdout, lambda: split("labeled", True) + split("unlabeled", True))
     truths = [MetadataCatalog.get(n).get("truth_json", None) for n in sources["unlabeled"]]
-    for name in PU_SPLITS:
+    for name in (splits.train_labeled, splits.train_unlabeled, splits.holdout):
         MetadataCatalog.get(name).set(pu_sources=sources, evaluator_type="pu")
     if len(truths) == 1 and truths[0]:
-        MetadataCatalog.get(PU_SPLITS[2]).set(truth_json=truths[0])
+        MetadataCatalog.get(splits.holdout).set(truth_json=truths[0])
+    return splits
 
 
 class _ConcatBatches:
@@ -105,12 +124,13 @@ def build_pu_train_loader(cfg, mapper=None):
             f"multiple of the number of GPUs ({world})"
         )
     mapper = mapper or PUDatasetMapper(cfg, True)
+    splits = PUSplits.from_config(cfg)
     loaders = [
         build_detection_train_loader(
             dataset=DatasetCatalog.get(name), mapper=mapper, total_batch_size=n,
             aspect_ratio_grouping=False, num_workers=cfg.DATALOADER.NUM_WORKERS,
         )
-        for name, n in ((PU_SPLITS[0], n_labeled), (PU_SPLITS[1], n_unlabeled))
+        for name, n in ((splits.train_labeled, n_labeled), (splits.train_unlabeled, n_unlabeled))
     ]
     logger.info(f"PU batches: {n_labeled} labeled + {n_unlabeled} unlabeled images (all GPUs together)")
     return _ConcatBatches(*loaders)
@@ -134,7 +154,7 @@ class _AlternatingBatches:
 
 def build_expanded_train_loader(cfg, labeled_mapper=None, pseudo_mapper=None):
     """The student's infinite loader over L (``DATASETS.TRAIN``) and the pseudo-labelled datasets of
-    ``DATASETS.TRAIN_PSEUDO`` (loaded at tau = ``MODEL.PUDET.PSEUDO_SCORE_THRESH``; registered by
+    ``DATASETS.TRAIN_PSEUDO`` (loaded at tau = ``DATASETS.PSEUDO_SCORE_THRESH``; registered by
     :func:`pudet.data.register_datasets`).
 
     ``DATALOADER.PSEUDO_BATCHING``:
@@ -146,7 +166,7 @@ def build_expanded_train_loader(cfg, labeled_mapper=None, pseudo_mapper=None):
     ``DatasetMapper``, pseudo-labelled ones by :class:`PseudoLabelMapper` (plus colour jitter). The
     pseudo-labelled datasets' categories are checked against the labeled set's before training starts.
     """
-    pseudo_names = [pseudo_dataset_name(p, cfg.MODEL.PUDET.PSEUDO_SCORE_THRESH) for p in cfg.DATASETS.TRAIN_PSEUDO]
+    pseudo_names = [pseudo_dataset_name(p, pseudo_score_thresh(cfg)) for p in cfg.DATASETS.TRAIN_PSEUDO]
     if not pseudo_names or not cfg.DATASETS.TRAIN:
         raise ValueError("build_expanded_train_loader needs DATASETS.TRAIN (labeled) and DATASETS.TRAIN_PSEUDO")
     labeled = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)

@@ -1,16 +1,21 @@
 """Steps of the purification workflow that tools/purify_net.py runs: class-prior estimation before PU
 training, and scoring a pool with a trained PU classifier."""
+import json
 import logging
+import os
 
 import numpy as np
 import torch
 from detectron2.data import DatasetCatalog
+from detectron2.utils import comm
 
-from ..data.build import PU_SPLITS, build_batched_inference_loader
+from ..data.build import PUSplits, build_batched_inference_loader
 from ..data.mappers import PUDatasetMapper
+from ..evaluation import save_results
 from ..pu.prior import estimate_prior
+from .trainers import PUTrainer
 
-__all__ = ["pooled_features", "estimate_prior_from_splits"]
+__all__ = ["pooled_features", "estimate_prior_from_splits", "resolve_prior"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +39,8 @@ def estimate_prior_from_splits(cfg, model, batch_size: int = 32) -> dict:
     rng = np.random.default_rng(0)
     mapper = PUDatasetMapper(cfg, False)
     samples = []
-    for name in PU_SPLITS[:2]:
+    splits = PUSplits.from_config(cfg)
+    for name in (splits.train_labeled, splits.train_unlabeled):
         dicts = DatasetCatalog.get(name)
         if len(dicts) > cfg.PU.PRIOR_SAMPLES:
             dicts = [dicts[i] for i in np.sort(rng.choice(len(dicts), cfg.PU.PRIOR_SAMPLES, replace=False))]
@@ -43,3 +49,23 @@ def estimate_prior_from_splits(cfg, model, batch_size: int = 32) -> dict:
     logger.info(f"Estimated class prior pi_p = {prior:.4f} (Elkan-Noto c = {c:.4f}) from "
                 f"{len(samples[0])} labeled and {len(samples[1])} unlabeled images")
     return {"prior": prior, "c": c, "n_labeled": len(samples[0]), "n_unlabeled": len(samples[1])}
+
+
+def resolve_prior(cfg):
+    """``cfg`` with ``PU.PRIOR`` resolved: as given when > 0; when -1, the estimate of
+    :func:`estimate_prior_from_splits` on the PU classifier ``PUTrainer.build_model(cfg)`` builds, computed once on rank 0 and kept in
+    ``OUTPUT_DIR/prior.json`` so that ``--resume`` and the other ranks use the same value. Returns a frozen
+    clone (``cfg`` itself is not changed)."""
+    if cfg.PU.PRIOR > 0:
+        return cfg
+    path = os.path.join(cfg.OUTPUT_DIR, "prior.json")
+    if comm.is_main_process() and not os.path.isfile(path):
+        save_results(estimate_prior_from_splits(cfg, PUTrainer.build_model(cfg)), path)
+    comm.synchronize()
+    with open(path) as f:
+        estimate = json.load(f)
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.PU.PRIOR = estimate["prior"]
+    cfg.freeze()
+    return cfg

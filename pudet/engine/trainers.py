@@ -36,6 +36,15 @@ class _CheckpointsOptimizer:
             self._trainer.load_state_dict(state_dict["_trainer"])
 
 
+class _ReturnsResults:
+    """``train()`` returns the final evaluation's results (``{}`` where none ran), as ``DefaultTrainer.train``
+    documents; detectron2 v0.6 returns them only when ``TEST.EXPECTED_RESULTS`` is set."""
+
+    def train(self):
+        super().train()
+        return getattr(self, "_last_eval_results", {})
+
+
 class ExportStudent(HookBase):
     """After training, saves a ``SelfDistillRCNN``'s student as a plain detectron2 checkpoint
     (``OUTPUT_DIR/model_final_student.pth``) that a ``GeneralizedRCNN`` loads without pudet."""
@@ -52,7 +61,7 @@ class ExportStudent(HookBase):
         logger.info(f"Saved the student as a plain detectron2 checkpoint: {self._path}")
 
 
-class DetectionTrainer(_CheckpointsOptimizer, DefaultTrainer):
+class DetectionTrainer(_ReturnsResults, _CheckpointsOptimizer, DefaultTrainer):
     """detectron2's trainer with pudet's evaluators (COCO on any detectron2 build, pool hidden truth); it
     trains on L and the pseudo-labelled datasets when ``DATASETS.TRAIN_PSEUDO`` is set
     (:func:`~pudet.data.build.build_expanded_train_loader`), and for a ``SelfDistillRCNN`` it also exports the
@@ -76,7 +85,7 @@ class DetectionTrainer(_CheckpointsOptimizer, DefaultTrainer):
         return hooks
 
 
-class PUTrainer(_CheckpointsOptimizer, DefaultTrainer):
+class PUTrainer(_ReturnsResults, _CheckpointsOptimizer, DefaultTrainer):
     """Trains the PU classifier (``MODEL.META_ARCHITECTURE: PUClassifier``) on batches holding labeled and
     unlabeled images (``pudet.data.build.register_pu_splits`` must have run), validating on
     ``pu_holdout``. The backbone starts from ``PU.INIT_FROM_DETECTOR`` when set."""

@@ -1,4 +1,5 @@
-"""Evaluators: detectron2's COCO evaluator on every build, and hidden-truth statistics on a pool."""
+"""Evaluators: detectron2's COCO evaluator on every build, hidden-truth statistics on a pool (the truth read
+by :func:`load_pool_truth` only), ranking metrics of a selection, and the results' tables and files."""
 import json
 import os
 
@@ -6,9 +7,11 @@ from detectron2.data import MetadataCatalog
 
 from .. import compat
 from ..utils import atomic_write
-from .pool_truth import PoolTruthEvaluator
+from .pool_truth import PoolTruthEvaluator, load_pool_truth
+from .ranking import ranking_metrics
 
-__all__ = ["PoolTruthEvaluator", "build_evaluator", "results_table", "save_results"]
+__all__ = ["PoolTruthEvaluator", "build_evaluator", "load_pool_truth", "ranking_metrics", "results_table",
+           "save_results"]
 
 
 def build_evaluator(cfg, dataset_name: str, output_folder: str = None):

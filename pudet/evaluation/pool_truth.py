@@ -8,6 +8,7 @@ import itertools
 import json
 import logging
 from collections import OrderedDict
+from typing import Dict, Optional
 
 import numpy as np
 from detectron2.data import MetadataCatalog
@@ -15,9 +16,24 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 from detectron2.utils import comm
 
-__all__ = ["PoolTruthEvaluator"]
+__all__ = ["PoolTruthEvaluator", "load_pool_truth", "positive_images"]
 
 logger = logging.getLogger(__name__)
+
+
+def load_pool_truth(dataset_name: str) -> Optional[dict]:
+    """The hidden truth of a registered pool (``metadata.truth_json``: COCO format, each image flagged
+    ``positive``), or None for a pool without one (any pool in the wild)."""
+    truth_json = MetadataCatalog.get(dataset_name).get("truth_json", None)
+    if not truth_json:
+        return None
+    with open(truth_json) as f:
+        return json.load(f)
+
+
+def positive_images(truth: dict) -> Dict[int, bool]:
+    """image id -> whether the scene holds a known object, from :func:`load_pool_truth`'s dict."""
+    return {im["id"]: bool(im["positive"]) for im in truth["images"]}
 
 
 class PoolTruthEvaluator(DatasetEvaluator):
@@ -30,9 +46,9 @@ class PoolTruthEvaluator(DatasetEvaluator):
     """
 
     def __init__(self, dataset_name: str, score_thresh: float = 0.5):
-        meta = MetadataCatalog.get(dataset_name)
-        with open(meta.truth_json) as f:
-            self._truth = json.load(f)
+        self._truth = load_pool_truth(dataset_name)
+        if self._truth is None:
+            raise ValueError(f"{dataset_name} has no hidden truth (metadata.truth_json) to evaluate against")
         self._categories = sorted(c["id"] for c in self._truth["categories"])
         self._score_thresh = score_thresh
         self._dataset_name = dataset_name

@@ -1,14 +1,18 @@
 """Diagnostics of pseudo-label files (``purify_net.py label``): what each threshold tau keeps (the "# boxes"
 of the paper's Table 1), per-class counts beside the labeled set's, the boxes' precision and recall against
 a hidden truth where one exists (the benchmark), and a gallery in the spirit of the paper's Figure 3."""
+import os
 from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ..utils import atomic_write
+from .plotting import png_figure
+from .pool_truth import load_pool_truth
 
 __all__ = [
+    "label_diagnostics",
     "pseudo_label_stats",
     "box_precision_recall",
     "plot_class_counts",
@@ -84,67 +88,78 @@ def box_precision_recall(coco: dict, truth: dict, tau: float, iou_thresh: float 
 def plot_class_counts(path: str, rows: List[Dict], labeled_counts: Optional[Dict[str, int]] = None,
                       title: str = "pseudo-boxes per class") -> None:
     """A grouped bar chart PNG: per class, the labeled set's boxes and the pseudo-boxes at each tau."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(rows[0]["per class"]) if rows else []
     series = ([("labeled set", [labeled_counts.get(n, 0) for n in names])] if labeled_counts else []) + [
         (f"pseudo, tau={r['tau']:g}", [r["per class"][n] for n in names]) for r in rows
     ]
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names) * max(1, len(series)) / 2), 4), dpi=100)
-    width = 0.8 / max(1, len(series))
-    x = np.arange(len(names))
-    for i, (label, counts) in enumerate(series):
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, counts, width, label=label)
-    ax.set_xticks(x)
-    ax.set_xticklabels(names, rotation=45 if len(names) > 10 else 0, ha="right" if len(names) > 10 else "center")
-    ax.set_ylabel("boxes")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png"), mode="wb")
-    plt.close(fig)
+    with png_figure(path, figsize=(max(6, 0.6 * len(names) * max(1, len(series)) / 2), 4)) as (fig, ax):
+        width = 0.8 / max(1, len(series))
+        x = np.arange(len(names))
+        for i, (label, counts) in enumerate(series):
+            ax.bar(x + (i - (len(series) - 1) / 2) * width, counts, width, label=label)
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, rotation=45 if len(names) > 10 else 0, ha="right" if len(names) > 10 else "center")
+        ax.set_ylabel("boxes")
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
 
 
 def plot_gallery(path: str, panels: Sequence[tuple], tau: float, num_images: int = 6, seed: int = 0) -> None:
     """A gallery PNG (the paper's Figure 3): one column per ``(title, coco)`` panel, ``num_images`` images of
     each drawn at random with ``seed``, their pseudo-boxes >= ``tau`` drawn by detectron2's ``Visualizer``
     with class name and score."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from detectron2.data.detection_utils import read_image
     from detectron2.utils.visualizer import Visualizer
 
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(num_images, len(panels), figsize=(3 * len(panels), 3 * num_images), dpi=100,
-                             squeeze=False)
-    for col, (title, coco) in enumerate(panels):
-        names = {c["id"]: c["name"] for c in coco["categories"]}
-        by_image = defaultdict(list)
-        for a in _kept(coco, tau):
-            by_image[a["image_id"]].append(a)
-        images = coco["images"]
-        chosen = rng.choice(len(images), size=min(num_images, len(images)), replace=False) if images else []
-        for row in range(num_images):
-            ax = axes[row][col]
-            ax.axis("off")
-            if row >= len(chosen):
-                continue
-            im = images[chosen[row]]
-            annos = by_image.get(im["id"], [])
-            vis = Visualizer(read_image(im["file_name"], format="RGB"))
-            boxes = np.asarray([a["bbox"] for a in annos], dtype=np.float64).reshape(-1, 4)
-            boxes[:, 2:] += boxes[:, :2]
-            out = vis.overlay_instances(boxes=boxes, labels=[f"{names[a['category_id']]} {a['score']:.2f}"
-                                                             for a in annos])
-            ax.imshow(out.get_image())
-            if row == 0:
-                ax.set_title(title)
-    fig.suptitle(f"pseudo-labels at tau = {tau:g}")
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / num_images))  # room for the title above the column titles
-    atomic_write(path, lambda f: fig.savefig(f, format="png"), mode="wb")
-    plt.close(fig)
+    size = (3 * len(panels), 3 * num_images)
+    with png_figure(path, num_images, len(panels), figsize=size, squeeze=False) as (fig, axes):
+        for col, (title, coco) in enumerate(panels):
+            names = {c["id"]: c["name"] for c in coco["categories"]}
+            by_image = defaultdict(list)
+            for a in _kept(coco, tau):
+                by_image[a["image_id"]].append(a)
+            images = coco["images"]
+            chosen = rng.choice(len(images), size=min(num_images, len(images)), replace=False) if images else []
+            for row in range(num_images):
+                ax = axes[row][col]
+                ax.axis("off")
+                if row >= len(chosen):
+                    continue
+                im = images[chosen[row]]
+                annos = by_image.get(im["id"], [])
+                vis = Visualizer(read_image(im["file_name"], format="RGB"))
+                boxes = np.asarray([a["bbox"] for a in annos], dtype=np.float64).reshape(-1, 4)
+                boxes[:, 2:] += boxes[:, :2]
+                labels = [f"{names[a['category_id']]} {a['score']:.2f}" for a in annos]
+                ax.imshow(vis.overlay_instances(boxes=boxes, labels=labels).get_image())
+                if row == 0:
+                    ax.set_title(title)
+        fig.suptitle(f"pseudo-labels at tau = {tau:g}")
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / num_images))  # room for the title above the column titles
+
+
+def label_diagnostics(coco: dict, out_dir: str, *, taus: Sequence[float], labeled_datasets: Sequence[str]) -> Dict:
+    """Diagnostics of a pseudo-label file written by ``purify_net.py label``: per tau, the boxes kept (per
+    class, beside the labeled datasets' boxes) and, where the source pool (``coco["info"]["dataset"]``) has a
+    hidden truth, the boxes' precision and recall. Writes ``diagnostics.json`` and ``class_counts.png`` to
+    ``out_dir``; returns ``{"info", "unreadable", "labeled boxes per class", "taus": [row per tau]}`` (each
+    row as :func:`pseudo_label_stats`, plus ``precision``, ``recall``, ``hidden boxes`` with a truth)."""
+    from . import save_results
+
+    names = MetadataCatalog.get(labeled_datasets[0]).thing_classes
+    labeled_counts = dict(Counter(names[a["category_id"]] for n in labeled_datasets for d in DatasetCatalog.get(n)
+                                  for a in d.get("annotations", [])))
+    rows = pseudo_label_stats(coco, taus)
+    truth = load_pool_truth(coco["info"]["dataset"])
+    if truth is not None:
+        for row in rows:
+            row.update({k: v for k, v in box_precision_recall(coco, truth, row["tau"]).items()
+                        if k in ("precision", "recall", "hidden boxes")})
+    diagnostics = {"info": coco["info"], "unreadable": coco["info"]["unreadable"],
+                   "labeled boxes per class": labeled_counts, "taus": rows}
+    save_results(diagnostics, os.path.join(out_dir, "diagnostics.json"))
+    plot_class_counts(os.path.join(out_dir, "class_counts.png"), rows, labeled_counts,
+                      title=f"pseudo-boxes per class: {coco['info']['source']}")
+    return diagnostics

@@ -1,17 +1,16 @@
 """Validation of the PU classifier on held-out labeled and unlabeled images."""
 import itertools
-import json
 import logging
 from collections import OrderedDict
 
 import numpy as np
 import torch
-from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
 from ..pu.risk import nnpu_risk, pu_risk_parts
-from ..pu.select import ranking_metrics
+from .pool_truth import load_pool_truth, positive_images
+from .ranking import ranking_metrics
 
 __all__ = ["PUEvaluator"]
 
@@ -28,11 +27,8 @@ class PUEvaluator(DatasetEvaluator):
         self._prior = prior
         self._k_fraction = k_fraction
         self._loss = loss
-        truth_json = MetadataCatalog.get(dataset_name).get("truth_json", None)
-        self._truth = None
-        if truth_json:
-            with open(truth_json) as f:
-                self._truth = {im["id"]: bool(im["positive"]) for im in json.load(f)["images"]}
+        truth = load_pool_truth(dataset_name)
+        self._truth = None if truth is None else positive_images(truth)
         self.reset()
 
     def reset(self):

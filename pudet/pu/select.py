@@ -6,20 +6,31 @@ ids, scores, and the unreadable images with their reasons), so a run killed at a
 with the same arguments skips the finished chunks; since scoring is deterministic the merged result is
 identical to an uninterrupted run's. Memory holds one chunk's batches, not the pool's scores.
 Rank 0 merges the chunks into ``scores.tsv`` (every image) and the selection into ``selected.json``.
+
+Two selection rules write the same four files (``scores.tsv``, ``selected.json`` with its summary,
+``unreadable.tsv``, ``score_histogram.png``): :func:`select_by_pu_scores` (U^P, the paper's) and
+:func:`select_by_teacher_confidence` (U^C: the images whose best pseudo-box scores highest, the selection a
+practitioner tries first).
 """
 import json
 import logging
+import os
 from typing import Dict, List, Optional
 
 import numpy as np
+from detectron2.data import DatasetCatalog
 
+from ..evaluation.plotting import png_figure
+from ..evaluation.pool_truth import load_pool_truth, positive_images
+from ..evaluation.ranking import ranking_metrics
 from ..utils import atomic_write
 
 __all__ = [
-    "ranking_metrics",
     "score_pool",
     "merge_chunks",
     "select_top",
+    "select_by_pu_scores",
+    "select_by_teacher_confidence",
     "write_scores",
     "write_selection",
     "plot_score_histogram",
@@ -29,30 +40,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _SUFFIX = ".npz"
-
-
-def ranking_metrics(scores, positive, k: int) -> Dict[str, float]:
-    """AUC, precision@k and recall@k of ``scores`` against the binary truth ``positive``.
-
-    Ties at the k-th score are broken by position (stable sort on descending score), as in selection.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    scores = np.asarray(scores, dtype=np.float64)
-    positive = np.asarray(positive, dtype=bool)
-    if scores.shape != positive.shape or scores.ndim != 1:
-        raise ValueError(f"scores and truth must be 1-D of one length, got {scores.shape} and {positive.shape}")
-    k = int(min(max(k, 0), len(scores)))
-    order = np.argsort(-scores, kind="stable")
-    hits = int(positive[order[:k]].sum())
-    n_pos = int(positive.sum())
-    both = 0 < n_pos < len(scores)
-    return {
-        "AUC": float(roc_auc_score(positive, scores)) if both else float("nan"),
-        "precision@K": hits / k if k else float("nan"),
-        "recall@K": hits / n_pos if n_pos else float("nan"),
-        "K": k,
-    }
 
 
 def score_pool(model, dicts: List[dict], out_dir: str, *, mapper, batch_size: int = 32,
@@ -137,26 +124,98 @@ def write_selection(path: str, ids, scores, chosen, file_names: Dict[int, str], 
     atomic_write(path, lambda f: json.dump({"summary": summary, "images": images}, f, indent=1))
 
 
-def plot_score_histogram(path: str, scores, positive=None, title: str = "PU scores"):
+def plot_score_histogram(path: str, scores, positive=None, title: str = "PU scores", xlabel: str = "PU score g(x)"):
     """A histogram PNG of the scores; split into hidden positives and negatives when ``positive`` is given."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     scores = np.asarray(scores, dtype=np.float64)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     bins = np.linspace(scores.min(), scores.max() + 1e-9, 50) if len(scores) else 10
-    if positive is None:
-        ax.hist(scores, bins=bins, color="tab:blue", alpha=0.8, label=f"all ({len(scores)})")
-    else:
-        positive = np.asarray(positive, dtype=bool)
-        ax.hist(scores[~positive], bins=bins, color="tab:red", alpha=0.6, label=f"hidden negatives ({(~positive).sum()})")
-        ax.hist(scores[positive], bins=bins, color="tab:green", alpha=0.6, label=f"hidden positives ({positive.sum()})")
-    ax.set_xlabel("PU score g(x)")
-    ax.set_ylabel("images")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png"), mode="wb")
-    plt.close(fig)
+    with png_figure(path, figsize=(6, 4)) as (fig, ax):
+        if positive is None:
+            ax.hist(scores, bins=bins, color="tab:blue", alpha=0.8, label=f"all ({len(scores)})")
+        else:
+            positive = np.asarray(positive, dtype=bool)
+            ax.hist(scores[~positive], bins=bins, color="tab:red", alpha=0.6,
+                    label=f"hidden negatives ({(~positive).sum()})")
+            ax.hist(scores[positive], bins=bins, color="tab:green", alpha=0.6,
+                    label=f"hidden positives ({positive.sum()})")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("images")
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+
+
+def _rule(cfg, topk: Optional[int], threshold: Optional[float]):
+    """(topk, threshold) of a selection: ``threshold`` when given, else ``topk``, else K = n_l (the size of
+    ``PU.LABELED_DATASETS``, the paper's choice)."""
+    if threshold is not None:
+        return None, threshold
+    if topk is None:
+        topk = sum(len(DatasetCatalog.get(n)) for n in cfg.PU.LABELED_DATASETS)
+    return topk, None
+
+
+def _write_selection_files(out_dir: str, dataset: str, ids, scores, file_names: Dict[int, str], *, topk, threshold,
+                           summary: dict, rule_by: str, title: str, xlabel: str) -> dict:
+    """Chooses the images (:func:`select_top`), completes ``summary`` (the rule, how many were chosen and,
+    where ``dataset`` has a hidden truth, the ranking's AUC, precision@K, recall@K and the pool's positive
+    fraction), and writes ``scores.tsv``, ``selected.json`` and ``score_histogram.png``. Returns the summary."""
+    chosen = select_top(ids, scores, topk=topk, threshold=threshold)
+    rule = f"top-{topk}" if topk is not None else f"score >= {threshold}"
+    summary = {**summary, "rule": rule + rule_by, "selected": len(chosen),
+               "lowest selected score": float(scores[chosen[-1]]) if len(chosen) else None}
+    truth = load_pool_truth(dataset) if dataset else None
+    positive = None if truth is None else positive_images(truth)
+    flags = None if positive is None else [positive[i] for i in ids.tolist()]
+    if flags is not None:
+        summary.update({k: v for k, v in ranking_metrics(scores, flags, len(chosen)).items() if k != "K"})
+        summary["pool positive fraction"] = sum(flags) / len(flags)
+    write_scores(os.path.join(out_dir, "scores.tsv"), ids, scores, file_names, positive)
+    write_selection(os.path.join(out_dir, "selected.json"), ids, scores, chosen, file_names, summary)
+    plot_score_histogram(os.path.join(out_dir, "score_histogram.png"), scores, flags, title=title, xlabel=xlabel)
+    return summary
+
+
+def select_by_pu_scores(cfg, dataset: str, dicts: List[dict], out_dir: str, *, chunk_size: int,
+                        topk: Optional[int] = None, threshold: Optional[float] = None, weights: str = "") -> dict:
+    """U^P from the finished chunks of :func:`score_pool` in ``out_dir``: the ``topk`` best images, or those
+    scoring at least ``threshold`` (default: K = n_l). Writes ``scores.tsv``, ``selected.json``,
+    ``unreadable.tsv`` and ``score_histogram.png`` to ``out_dir``; returns the selection's summary."""
+    from ..data.chunked import write_unreadable
+
+    ids, scores, bad = merge_chunks(out_dir, len(dicts), chunk_size)
+    topk, threshold = _rule(cfg, topk, threshold)
+    summary = {"dataset": dataset, "weights": weights, "pool images": len(dicts), "scored": len(ids),
+               "unreadable": len(bad)}
+    summary = _write_selection_files(
+        out_dir, dataset, ids, scores, {d["image_id"]: d["file_name"] for d in dicts}, topk=topk,
+        threshold=threshold, summary=summary, rule_by="", title=f"PU scores on {dataset}", xlabel="PU score g(x)",
+    )
+    write_unreadable(os.path.join(out_dir, "unreadable.tsv"), bad)
+    return summary
+
+
+def select_by_teacher_confidence(cfg, pseudo_labels: str, out_dir: str, *, topk: Optional[int] = None,
+                                 threshold: Optional[float] = None) -> dict:
+    """U^C from a pseudo-label file of the whole pool (``purify_net.py label``): each image scored by its best
+    box (:func:`max_score_per_image`), then chosen and written like :func:`select_by_pu_scores` (default
+    K = n_l); ``unreadable.tsv`` is the one written beside the pseudo-label file. Returns the summary."""
+    with open(pseudo_labels) as f:
+        coco = json.load(f)
+    ids, scores = max_score_per_image(coco)
+    topk, threshold = _rule(cfg, topk, threshold)
+    info = coco.get("info", {})
+    dataset = info.get("dataset", "")
+    unreadable = info.get("unreadable", 0)
+    summary = {"dataset": dataset, "pseudo labels": pseudo_labels, "pool images": len(ids) + unreadable,
+               "scored": len(ids), "unreadable": unreadable}
+    summary = _write_selection_files(
+        out_dir, dataset, ids, scores, {im["id"]: im["file_name"] for im in coco["images"]}, topk=topk,
+        threshold=threshold, summary=summary, rule_by=" by the teacher's best box score",
+        title=f"teacher's best box score on {dataset}", xlabel="best box score",
+    )
+    bad = os.path.join(os.path.dirname(pseudo_labels), "unreadable.tsv")
+    if os.path.isfile(bad):
+        with open(bad) as f:
+            text = f.read()
+        atomic_write(os.path.join(out_dir, "unreadable.tsv"), lambda f: f.write(text))
+    return summary

@@ -2,6 +2,7 @@
 
 Nothing registers at import: tools call :func:`register_datasets` (idempotent) after reading the config.
 """
+from ...config import pseudo_score_thresh
 from .image_pool import (
     IMAGE_EXTENSIONS,
     list_pool_images,
@@ -32,10 +33,10 @@ __all__ = [
 def register_datasets(cfg) -> None:
     """Registers every dataset a pudet config can name: the wild-digits benchmark described by
     ``cfg.WILD_DIGITS``, the builtin image pools, and each pseudo-label file of ``DATASETS.TRAIN_PSEUDO``
-    (as :func:`pseudo_dataset_name`, at tau = ``MODEL.PUDET.PSEUDO_SCORE_THRESH``). Lazy: no file is built,
+    (as :func:`pseudo_dataset_name`, at tau = ``DATASETS.PSEUDO_SCORE_THRESH``). Lazy: no file is built,
     listed or read here."""
     register_wild_digits(WildDigitsSpec.from_config(cfg), root=cfg.WILD_DIGITS.ROOT or None)
     register_builtin_pools()
-    tau = cfg.MODEL.PUDET.PSEUDO_SCORE_THRESH
+    tau = pseudo_score_thresh(cfg)
     for path in cfg.DATASETS.TRAIN_PSEUDO:
         register_pseudo_labeled(pseudo_dataset_name(path, tau), path, "", tau, cfg.DATASETS.PSEUDO_KEEP_EMPTY)

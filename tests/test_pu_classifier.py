@@ -81,11 +81,6 @@ def saved_detector(tmp_path):
     return det_state, path
 
 
-def normalized(model, inputs):
-    """The batch as the classifier's backbone sees it, (N, 3, H, W)."""
-    return torch.stack([(x["image"].float() - model.pixel_mean) / model.pixel_std for x in inputs])
-
-
 def test_init_from_detector_maps_bottom_up_keys(tmp_path):
     det_state, path = saved_detector(tmp_path)
     torch.manual_seed(2)
@@ -106,7 +101,7 @@ def test_pooling_of_the_feature_map(pooling):
     model = build_model(cfg).eval()
     inputs = batch([0, 0])
     with torch.no_grad():
-        fmap = model.backbone(normalized(model, inputs))[cfg.PU.IN_FEATURES[0]]  # (N, C, H, W)
+        fmap = model.backbone(model.preprocess_image(inputs).tensor)[cfg.PU.IN_FEATURES[0]]  # (N, C, H, W)
         expected = fmap.mean(dim=(2, 3)) if pooling == "avg" else fmap.flatten(2).max(dim=2).values
         assert torch.allclose(model.features(inputs), expected, atol=1e-6)
 
@@ -126,7 +121,7 @@ def test_score_max_is_the_best_location_of_any_level():
     model = build_model(cfg).eval()
     inputs = batch([0, 0])
     with torch.no_grad():
-        feats = model.backbone(normalized(model, inputs))
+        feats = model.backbone(model.preprocess_image(inputs).tensor)
         w, b = model.head.weight[0], model.head.bias[0]
         # by hand: w . f(x, y) + b at every location of p3 and p4, then the maximum per image
         expected = [max(float(torch.einsum("c,chw->hw", w, feats[f][i]).max() + b) for f in ("p3", "p4"))

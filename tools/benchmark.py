@@ -86,8 +86,7 @@ def bench_select(args):
         model.scores(batches[0])  # warm-up
         start = time.perf_counter()
         for b in batches:
-            images = torch.stack([(x["image"].float() - model.pixel_mean) / model.pixel_std for x in b])
-            model.backbone(images)
+            model.backbone(model.preprocess_image(b).tensor)
         raw = len(inputs) / (time.perf_counter() - start)
 
     out = tempfile.mkdtemp(prefix="bench_select_")

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from detectron2.structures import Boxes, pairwise_iou
 
-__all__ = ["hint_loss", "imitation_masks", "kd_cls_loss", "kd_reg_loss"]
+__all__ = ["hint_loss", "imitation_masks", "teacher_correct", "kd_cls_loss", "kd_reg_loss"]
 
 
 def hint_loss(student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor],
@@ -80,6 +80,18 @@ def imitation_masks(anchors: Sequence[Boxes], gt_boxes: Sequence[Boxes], feature
     return masks
 
 
+def teacher_correct(teacher_logits: torch.Tensor, gt_classes: torch.Tensor) -> torch.Tensor:
+    """q_i of Eq. 13: whether the teacher's argmax class is the proposal's ground-truth class.
+
+    Args:
+        teacher_logits: (R, K+1) the teacher's logits z^t.
+        gt_classes: (R,) ground-truth class of each proposal in [0, K] (K = background).
+    Returns:
+        (R,) bool.
+    """
+    return teacher_logits.argmax(dim=1) == gt_classes
+
+
 def kd_cls_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, gt_classes: torch.Tensor,
                 temperature: float = 2.0) -> torch.Tensor:
     """Ground-truth-bounded distillation of the classification branch (Eqs. 12-14).
@@ -104,7 +116,7 @@ def kd_cls_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, gt_c
     if gt_classes.shape != student_logits.shape[:1]:
         raise ValueError(f"gt_classes {tuple(gt_classes.shape)} does not match {student_logits.shape[0]} proposals")
     teacher_logits = teacher_logits.detach()
-    q = (teacher_logits.argmax(dim=1) == gt_classes).to(student_logits.dtype)  # (R,)
+    q = teacher_correct(teacher_logits, gt_classes).to(student_logits.dtype)  # (R,)
     log_p_s = F.log_softmax(student_logits / temperature, dim=1)  # (R, K+1)
     log_p_t = F.log_softmax(teacher_logits / temperature, dim=1)  # (R, K+1)
     kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)  # (R,)

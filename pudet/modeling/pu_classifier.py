@@ -10,7 +10,7 @@ Two ways to pool (PU.POOLING):
   On an FPN the levels share one channel space, as the detector's heads assume, so one head serves all.
 """
 import logging
-from typing import List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from detectron2.config import configurable
@@ -38,7 +38,12 @@ class PUClassifier(nn.Module):
 
     @configurable
     def __init__(self, *, backbone: nn.Module, in_features: Sequence[str], pixel_mean, pixel_std, risk: str,
-                 prior: float, loss: str, beta: float = 0.0, gamma: float = 1.0, pooling: str = "avg"):
+                 prior: float, loss: str, risk_kwargs: Optional[Dict] = None, pooling: str = "avg"):
+        """
+        Args:
+            risk: a key of ``RISKS``; ``risk_kwargs`` are passed to it (nnPU's ``beta`` and ``gamma``).
+            prior: the class prior pi_p; loss: the surrogate loss of the risk ("sigmoid", "logistic").
+        """
         super().__init__()
         if risk not in RISKS:
             raise ValueError(f"unknown PU risk '{risk}'; expected one of {sorted(RISKS)}")
@@ -60,8 +65,7 @@ class PUClassifier(nn.Module):
         self.risk = risk
         self.prior = prior
         self.loss = loss
-        self.beta = beta
-        self.gamma = gamma
+        self.risk_kwargs = dict(risk_kwargs or {})
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
@@ -75,8 +79,7 @@ class PUClassifier(nn.Module):
             "risk": cfg.PU.RISK,
             "prior": cfg.PU.PRIOR,
             "loss": cfg.PU.LOSS,
-            "beta": cfg.PU.BETA,
-            "gamma": cfg.PU.GAMMA,
+            "risk_kwargs": {"beta": cfg.PU.BETA, "gamma": cfg.PU.GAMMA} if cfg.PU.RISK == "nnpu" else {},
             "pooling": cfg.PU.POOLING,
         }
 
@@ -84,11 +87,14 @@ class PUClassifier(nn.Module):
     def device(self):
         return self.pixel_mean.device
 
+    def preprocess_image(self, batched_inputs) -> ImageList:
+        """Normalizes and batches the input images, as ``GeneralizedRCNN.preprocess_image`` does."""
+        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        return ImageList.from_tensors(images, self.backbone.size_divisibility)
+
     def feature_maps(self, batched_inputs) -> List[torch.Tensor]:
         """The PU.IN_FEATURES maps, each (N, C, H_l, W_l)."""
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
-        images = ImageList.from_tensors(images, self.backbone.size_divisibility)
-        features = self.backbone(images.tensor)
+        features = self.backbone(self.preprocess_image(batched_inputs).tensor)
         return [features[f] for f in self.in_features]
 
     def features(self, batched_inputs) -> torch.Tensor:
@@ -114,8 +120,7 @@ class PUClassifier(nn.Module):
             raise ValueError(f"PU.PRIOR must be set to a class prior in (0, 1) for training, got {self.prior}")
         labels = torch.tensor([int(x["pu_label"]) for x in batched_inputs], device=scores.device)
         pos, unl = scores[labels == 1], scores[labels == 0]
-        kwargs = {"beta": self.beta, "gamma": self.gamma} if self.risk == "nnpu" else {}
-        objective, risk = RISKS[self.risk](pos, unl, self.prior, loss=self.loss, **kwargs)
+        objective, risk = RISKS[self.risk](pos, unl, self.prior, loss=self.loss, **self.risk_kwargs)
         with torch.no_grad():
             positive_part, negative_part = pu_risk_parts(pos, unl, self.prior, self.loss)
         storage = get_event_storage()

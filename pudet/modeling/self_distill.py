@@ -29,7 +29,7 @@ from torch import nn
 
 from ..utils import atomic_write
 from .checkpoint import load_checkpoint
-from .distill_losses import hint_loss, imitation_masks, kd_cls_loss, kd_reg_loss
+from .distill_losses import hint_loss, imitation_masks, kd_cls_loss, kd_reg_loss, teacher_correct
 
 __all__ = ["SelfDistillRCNN", "build_teacher", "load_teacher_weights", "student_state_dict", "save_student",
            "export_student"]
@@ -229,7 +229,7 @@ class SelfDistillRCNN(GeneralizedRCNN):
             for p in sampled
         ])  # (R, 4)
         classes = gt_classes.clamp(0, num_classes - 1)
-        q_fraction = (t_logits.argmax(dim=1) == gt_classes).float().mean().item() if len(gt_classes) else 0.0
+        q_fraction = teacher_correct(t_logits, gt_classes).float().mean().item() if len(gt_classes) else 0.0
         get_event_storage().put_scalar("distill/q_fraction", q_fraction)
         kdc = kd_cls_loss(s_logits, t_logits, gt_classes, self.temperature)
         kdr = kd_reg_loss(_class_deltas(s_deltas, classes), _class_deltas(t_deltas, classes), gt_deltas, fg)

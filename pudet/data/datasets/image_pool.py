@@ -15,6 +15,8 @@ import logging
 import os
 from typing import List
 
+from ...utils import atomic_write
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "default_cache_dir",
@@ -74,12 +76,7 @@ def list_pool_images(root_or_list_file: str, *, cache_dir: str = None, refresh: 
                 return [os.path.join(source, p) for p in rel]
     logger.info(f"Listing image pool {source} ...")
     rel = _walk_images(source)
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{cache_file}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(json.dumps(header) + "\n")
-        f.writelines(p + "\n" for p in rel)
-    os.replace(tmp, cache_file)
+    atomic_write(cache_file, lambda f: f.writelines([json.dumps(header) + "\n"] + [p + "\n" for p in rel]))
     logger.info(f"Image pool {source}: {len(rel)} images (listing cached in {cache_file})")
     return [os.path.join(source, p) for p in rel]
 

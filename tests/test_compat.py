@@ -1,9 +1,14 @@
+import importlib.util
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from pudet import compat
+
+from .conftest import REPO
 
 
 def test_stand_in_matches_installed_variant():
@@ -46,13 +51,51 @@ def test_compiled_op_fails_clearly_without_c():
         pairwise_iou_rotated(boxes, boxes)
 
 
-def test_coco_evaluator_uses_fast_impl_only_with_c(tiny_benchmark, tmp_path):
+def test_coco_evaluator_runs_a_fast_implementation_on_every_build(tiny_benchmark, tmp_path):
+    from detectron2.evaluation import coco_evaluation
+
+    from pudet.compat.cocoeval import FasterCOCOeval
     from pudet.data.datasets import register_wild_digits
 
     spec, folder = tiny_benchmark
     names = register_wild_digits(spec, root=folder.rsplit("/", 1)[0], prefix="compat_wd")
     evaluator = compat.coco_evaluator(names["val"], output_dir=str(tmp_path))
-    assert evaluator._use_fast_impl == compat.has_compiled_ops()
+    assert evaluator._use_fast_impl
+    assert coco_evaluation.COCOeval_opt is compat.cocoeval_class()
+    assert (compat.cocoeval_class() is FasterCOCOeval) == (not compat.has_compiled_ops())
+
+
+def _benchmark_tool():
+    spec = importlib.util.spec_from_file_location("benchmark", os.path.join(REPO, "tools", "benchmark.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fast_cocoeval_gives_pycocotools_ap_table():
+    from pycocotools.cocoeval import COCOeval
+
+    from pudet.compat.cocoeval import FasterCOCOeval
+
+    bench = _benchmark_tool()
+    # by hand: one object, found by the second-best detection (IoU 1) after a miss: precision 1/2 at recall 1
+    gt = {"images": [{"id": 1, "width": 100, "height": 100}], "categories": [{"id": 1, "name": "a"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "area": 1600,
+                           "iscrowd": 0}]}
+    dets = [{"image_id": 1, "category_id": 1, "bbox": [60, 60, 30, 30], "score": 0.9},
+            {"image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "score": 0.8}]
+    for cls in (COCOeval, FasterCOCOeval, compat.cocoeval_class()):
+        _, stats, per_class = bench.run_cocoeval(cls, gt, dets)
+        assert stats[0] == pytest.approx(0.5) and stats[1] == pytest.approx(0.5)
+        assert per_class.tolist() == pytest.approx([50.0])
+    # the benchmark's synthetic set, small: the same AP table as pycocotools' Python COCOeval
+    gt, dets = bench.synthetic_coco(40, 5, seed=1)
+    _, stats, per_class = bench.run_cocoeval(COCOeval, gt, dets)
+    assert 0.05 < stats[0] < 0.95 and not np.isnan(per_class).any()
+    for cls in (FasterCOCOeval, compat.cocoeval_class()):
+        _, other_stats, other_per_class = bench.run_cocoeval(cls, gt, dets)
+        assert bench.same_table(other_stats, other_per_class, stats, per_class)
+        np.testing.assert_allclose(other_stats, stats, rtol=0, atol=1e-12)
 
 
 def test_collect_env_runs():
@@ -74,4 +117,5 @@ def test_module_entry_point_prints_environment():
     assert rows["torchvision"] == torchvision.__version__
     assert rows["CUDA available"].startswith("yes" if torch.cuda.is_available() else "no")
     assert rows["compiled ops (detectron2._C)"] == ("yes" if compat.has_compiled_ops() else "no")
+    assert rows["COCO evaluation"].endswith("COCOeval_opt" if compat.has_compiled_ops() else "FasterCOCOeval")
     assert rows["detectron2"] == compat.detectron2_variant()

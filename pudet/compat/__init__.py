@@ -9,8 +9,9 @@ Supported builds:
 For the second, ``detectron2._C`` is replaced in ``sys.modules`` by a stand-in module, so that the
 modules importing it at import time (deformable conv, rotated boxes, ROIAlignRotated, the fast COCO
 evaluator) import; any use of a compiled op raises :class:`MissingCompiledOpError` naming the op.
-Faster R-CNN FPN needs none of them (NMS and ROIAlign come from torchvision). COCO evaluation then
-uses pycocotools' Python implementation: see :func:`coco_evaluator`.
+Faster R-CNN FPN needs none of them (NMS and ROIAlign come from torchvision). detectron2's
+``COCOEvaluator`` then runs faster-coco-eval's C++ COCOeval as its fast implementation, in place of the
+compiled ``COCOeval_opt``: see :func:`cocoeval_class`.
 
 ``python -m pudet.compat`` prints the detectron2 variant, the torch/torchvision versions and whether
 CUDA is available.
@@ -27,6 +28,7 @@ __all__ = [
     "has_compiled_ops",
     "detectron2_variant",
     "coco_evaluator",
+    "cocoeval_class",
     "environment_rows",
 ]
 
@@ -62,7 +64,7 @@ class _MissingCompiledOps(types.ModuleType):
             f"detectron2 op '{name}' needs detectron2's compiled extension (detectron2._C), which this "
             f"build lacks ({detectron2_variant()}). Faster R-CNN FPN and pudet do not need it; "
             "for deformable convolution, rotated boxes, ROIAlignRotated or the fast COCO evaluator, "
-            "install an official detectron2 build. For COCOEvaluator pass use_fast_impl=False."
+            "install an official detectron2 build (COCOEvaluator works on this one: see pudet.compat.cocoeval_class)."
         )
 
 
@@ -92,6 +94,18 @@ def _patch_pillow():
         Image.LINEAR = Image.BILINEAR
 
 
+def cocoeval_class():
+    """The COCOeval class of ``COCOEvaluator``'s fast implementation (its default): detectron2's compiled
+    ``COCOeval_opt`` where ``detectron2._C`` exists, else faster-coco-eval's (:class:`.cocoeval.FasterCOCOeval`)."""
+    if has_compiled_ops():
+        from detectron2.evaluation.fast_eval_api import COCOeval_opt
+
+        return COCOeval_opt
+    from .cocoeval import FasterCOCOeval
+
+    return FasterCOCOeval
+
+
 def apply() -> None:
     """Install the stand-ins this detectron2 build needs. Idempotent; ``import pudet`` calls it."""
     import detectron2
@@ -101,14 +115,18 @@ def apply() -> None:
         sys.modules[_STANDIN_NAME] = standin
         detectron2._C = standin
         logger.debug("detectron2._C is missing: installed the pudet.compat stand-in")
+    if not has_compiled_ops():
+        # COCOEvaluator looks its fast implementation up in its module when it evaluates (v0.6 and later)
+        from detectron2.evaluation import coco_evaluation
+
+        coco_evaluation.COCOeval_opt = cocoeval_class()
     _patch_pillow()
 
 
 def coco_evaluator(dataset_name, output_dir=None, **kwargs):
-    """detectron2's ``COCOEvaluator``, with the fast (compiled) implementation only where it exists."""
+    """detectron2's ``COCOEvaluator`` with its fast implementation (:func:`cocoeval_class`) on every build."""
     from detectron2.evaluation import COCOEvaluator
 
-    kwargs.setdefault("use_fast_impl", has_compiled_ops())
     return COCOEvaluator(dataset_name, output_dir=output_dir, **kwargs)
 
 
@@ -121,6 +139,7 @@ def environment_rows():
     return [
         ("detectron2", detectron2_variant()),
         ("compiled ops (detectron2._C)", "yes" if has_compiled_ops() else "no"),
+        ("COCO evaluation", f"{cocoeval_class().__module__}.{cocoeval_class().__name__}"),
         ("torch", torch.__version__),
         ("torchvision", torchvision.__version__),
         ("CUDA available", f"yes ({torch.cuda.device_count()} GPU)" if cuda else "no"),

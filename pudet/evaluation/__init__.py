@@ -16,7 +16,7 @@ __all__ = ["PoolTruthEvaluator", "build_evaluator", "load_pool_truth", "ranking_
 
 def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
     """The evaluator for a registered dataset: ``PoolTruthEvaluator`` for a pool with hidden truth,
-    otherwise detectron2's ``COCOEvaluator`` (Python implementation where detectron2._C is missing)."""
+    otherwise detectron2's ``COCOEvaluator`` (its fast implementation: see ``pudet.compat.cocoeval_class``)."""
     output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
     if MetadataCatalog.get(dataset_name).get("evaluator_type", None) == "pool_truth":
         return PoolTruthEvaluator(dataset_name)

@@ -54,8 +54,11 @@ def add_pudet_config(cfg):
     _C.PU.RISK = "nnpu"
     # surrogate loss l(z, y): "sigmoid" (sigmoid(-yz)) or "logistic" (softplus(-yz))
     _C.PU.LOSS = "sigmoid"
-    # class prior pi_p of positives in U; -1 = estimate it from the data (Elkan-Noto, pudet.pu.prior)
+    # class prior pi_p of positives in U, in (0, 1); -1 = estimate it from the data (PU.PRIOR_ESTIMATOR)
     _C.PU.PRIOR = -1.0
+    # how pi_p is estimated, from held-out scores of a labeled-vs-unlabeled classifier (pudet.pu.prior):
+    # "bbe" (best bin estimation, Garg et al. 2021) or "elkan-noto" (Elkan & Noto 2008)
+    _C.PU.PRIOR_ESTIMATOR = "bbe"
     # unlabeled images sampled to estimate the prior when PU.PRIOR = -1
     _C.PU.PRIOR_SAMPLES = 4000
     # nnPU: the defitting step triggers when R_u^- - pi_p R_p^- < -BETA; GAMMA scales that step
@@ -71,9 +74,34 @@ def add_pudet_config(cfg):
     # classifier's); "score-max": the head scores every location of every map and g(x) is the highest
     # (multiple-instance learning: one known object among clutter makes the image positive)
     _C.PU.POOLING = "avg"
+    # the classifier: "image" (the paper's: backbone, pooling, linear head; trained by PUTrainer) or "region"
+    # (the frozen detector's proposals scored one by one, the image's score = the best region's:
+    # pudet.modeling.region_pu, trained on cached region features by pudet.engine.region_pu)
+    _C.PU.HEAD = "image"
     # detector checkpoint whose backbone (bottom-up, or the whole FPN when MODEL.BACKBONE.NAME builds
     # one) initialises the classifier; "" = none
     _C.PU.INIT_FROM_DETECTOR = ""
+    # The region head (PU.HEAD "region"); its detector's weights are PU.INIT_FROM_DETECTOR (required).
+    _C.PU.REGION = CN()
+    # yaml of that detector (e.g. the teacher's config); "" = this config, built as a GeneralizedRCNN
+    _C.PU.REGION.DETECTOR_CONFIG = ""
+    # input scales at which the detector proposes regions (1.0 = its test size; 0.5 also finds objects
+    # up to twice as large as those it was trained on)
+    _C.PU.REGION.SCALES = [1.0, 0.5]
+    # regions per image and scale: the detector's best RPN proposals
+    _C.PU.REGION.TOPK = 50
+    # extra positives: this many zoomed, colour-changed crops around labeled objects per labeled image, so
+    # that L (scenes) also covers the object-centric look of the pool (0 = none)
+    _C.PU.REGION.CROP_VIEWS = 0
+    # where region features are cached; "" = OUTPUT_DIR/features
+    _C.PU.REGION.FEATURE_DIR = ""
+    # the head: 0 = linear on standardised region features, > 0 = one hidden layer of this width
+    _C.PU.REGION.HIDDEN_DIM = 0
+    # its training (Adam on cached features): steps, learning rate, weight decay, bags per side per step
+    _C.PU.REGION.ITERS = 300
+    _C.PU.REGION.LR = 0.01
+    _C.PU.REGION.WEIGHT_DECAY = 1e-4
+    _C.PU.REGION.BATCH_BAGS = 64
 
     # Self-distillation (pudet.modeling.self_distill, MODEL.META_ARCHITECTURE "SelfDistillRCNN"):
     # L = L_det + HINT_WEIGHT * L_hint + KD_WEIGHT * (L_kdc + L_kdr)  (paper Eq. 8)

@@ -51,9 +51,15 @@ from pudet.engine.pseudo_label import (  # noqa: E402
     write_pseudo_labels,
 )
 from pudet.engine.purification import resolve_prior  # noqa: E402
+from pudet.engine.region_pu import score_pool_regions, train_region_pu  # noqa: E402
 from pudet.evaluation import results_table, save_results  # noqa: E402
 from pudet.evaluation.pseudo_labels import label_diagnostics, plot_gallery  # noqa: E402
-from pudet.pu.select import score_pool, select_by_pu_scores, select_by_teacher_confidence  # noqa: E402
+from pudet.pu.select import (  # noqa: E402
+    score_pool,
+    select_by_pu_scores,
+    select_by_region_head,
+    select_by_teacher_confidence,
+)
 
 DEFAULT_CONFIG = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "configs", "WildDigits", "pu_R18_nnpu.yaml"
@@ -86,7 +92,10 @@ def setup(args):
 
 
 def train(args):
-    cfg = resolve_prior(setup(args))
+    cfg = setup(args)
+    if cfg.PU.HEAD == "region":
+        return _report(train_region_pu(cfg), cfg)
+    cfg = resolve_prior(cfg)
     if args.eval_only:
         model = PUTrainer.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
@@ -95,8 +104,11 @@ def train(args):
         trainer = PUTrainer(cfg)
         trainer.resume_or_load(resume=args.resume)
         results = trainer.train()
+    return _report({"prior": {"pi_p": {"used": cfg.PU.PRIOR}}, **results}, cfg)
+
+
+def _report(results, cfg):
     if comm.is_main_process():
-        results = {"prior": {"pi_p": {"used": cfg.PU.PRIOR}}, **results}
         save_results(results, os.path.join(cfg.OUTPUT_DIR, "eval_results.json"))
         print(results_table(results))
     return results
@@ -110,12 +122,22 @@ def select(args):
             return print_selection(select_by_teacher_confidence(
                 cfg, args.pseudo_labels, out, topk=args.topk, threshold=args.threshold), out)
         return None
-    model = build_model(cfg)  # not PUTrainer's: its PU.INIT_FROM_DETECTOR is overwritten by the weights anyway
     if not os.path.isfile(args.weights):
         raise FileNotFoundError(f"PU classifier weights {args.weights} not found: train it first or pass --weights")
-    DetectionCheckpointer(model).load(args.weights)
     dataset = args.dataset or cfg.PU.UNLABELED_DATASETS[0]
     dicts = DatasetCatalog.get(dataset)
+    if cfg.PU.HEAD == "region":
+        # the region bags are cached beside the head's checkpoint (train's OUTPUT_DIR/features)
+        feature_dir = cfg.PU.REGION.FEATURE_DIR or os.path.join(os.path.dirname(args.weights), "features")
+        scored = score_pool_regions(cfg, args.weights, dataset, feature_dir=feature_dir, rank=comm.get_rank(),
+                                    world_size=comm.get_world_size(), num_workers=args.num_workers)
+        if not comm.is_main_process():
+            return None
+        summary = select_by_region_head(cfg, dataset, dicts, out, scored, topk=args.topk, threshold=args.threshold,
+                                        weights=args.weights)
+        return print_selection(summary, out)
+    model = build_model(cfg)  # not PUTrainer's: its PU.INIT_FROM_DETECTOR is overwritten by the weights anyway
+    DetectionCheckpointer(model).load(args.weights)
     score_pool(
         model, dicts, out, mapper=PUDatasetMapper(cfg, False), batch_size=args.batch_size,
         num_workers=cfg.DATALOADER.NUM_WORKERS if args.num_workers is None else args.num_workers,
@@ -131,8 +153,12 @@ def select(args):
 
 
 def print_selection(summary, out):
-    rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in summary.items()]
+    rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in summary.items() if k != "comparison"]
     print(tabulate(rows, tablefmt="github", headers=["selection", ""]))
+    if "comparison" in summary:
+        print(f"\nThe same pool ranked by what the same region features allow (K = {summary['selected']}):")
+        print(tabulate([list(r.values()) for r in summary["comparison"]], tablefmt="github", floatfmt=".1f",
+                       headers=list(summary["comparison"][0])))
     print(f"Wrote {out}/scores.tsv (every image), selected.json (the selection), unreadable.tsv, score_histogram.png")
     return summary
 

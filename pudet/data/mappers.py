@@ -4,15 +4,18 @@ import copy
 import logging
 import warnings
 
+import cv2
 import numpy as np
 import torch
 from detectron2.config import configurable
 from detectron2.data import DatasetMapper
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
+from detectron2.structures import BoxMode
 from PIL import Image, ImageOps
 
-__all__ = ["UnreadableImage", "read_image_safely", "PUDatasetMapper", "InferenceMapper", "PseudoLabelMapper"]
+__all__ = ["UnreadableImage", "read_image_safely", "PUDatasetMapper", "InferenceMapper", "PseudoLabelMapper",
+           "ObjectCropMapper"]
 
 logger = logging.getLogger(__name__)
 
@@ -173,3 +176,54 @@ class PseudoLabelMapper(DatasetMapper):
                 T.RandomBrightness(1 - j, 1 + j), T.RandomContrast(1 - j, 1 + j), T.RandomSaturation(1 - j, 1 + j),
             ]
         return ret
+
+
+class ObjectCropMapper:
+    """Views of labeled objects made to look like an object-centric photo: a square crop around one labeled
+    object (which fills 45-80% of its side, off-centre by up to 10%), resized to ``size`` x ``size``, with its
+    colours changed (a gain and an offset per channel and a linear colour ramp). A labeled set of scenes
+    (COCO) then also covers the look of a pool of object-centric images (ImageNet) for the PU classifier.
+
+    Deterministic: the view of dict ``d`` depends only on ``d["image_id"]`` (see :meth:`crop_dicts`). Returns
+    the inference input of the view (``height``/``width`` = ``size``), or ``{"image_id", "file_name",
+    "unreadable": reason}``.
+    """
+
+    @configurable
+    def __init__(self, *, size: int, image_format: str = "BGR"):
+        self.size = size
+        self.image_format = image_format
+
+    @classmethod
+    def from_config(cls, cfg):
+        return {"size": cfg.INPUT.MIN_SIZE_TEST, "image_format": cfg.INPUT.FORMAT}
+
+    @staticmethod
+    def crop_dicts(labeled_dicts, views: int):
+        """``views`` crop dicts per labeled image that has a box: ``image_id`` = source id * views + view."""
+        return [{"file_name": d["file_name"], "image_id": d["image_id"] * views + v, "annotations": d["annotations"]}
+                for d in labeled_dicts if d.get("annotations") for v in range(views)]
+
+    def __call__(self, dataset_dict):
+        out = {"image_id": dataset_dict["image_id"], "file_name": dataset_dict["file_name"]}
+        try:
+            image = read_image_safely(dataset_dict["file_name"], self.image_format)
+        except UnreadableImage as e:
+            return {**out, "unreadable": str(e)}
+        rng = np.random.default_rng([20210619, dataset_dict["image_id"]])
+        annos = dataset_dict["annotations"]
+        a = annos[int(rng.integers(len(annos)))]
+        x0, y0, x1, y1 = BoxMode.convert(list(a["bbox"]), a["bbox_mode"], BoxMode.XYXY_ABS)
+        side = max(x1 - x0, y1 - y0, 2.0) / rng.uniform(0.45, 0.8)
+        cx, cy = (x0 + x1) / 2 + rng.uniform(-0.1, 0.1) * side, (y0 + y1) / 2 + rng.uniform(-0.1, 0.1) * side
+        # the crop window as an affine map onto size x size; outside the image the border is reflected
+        scale = self.size / side
+        m = np.array([[scale, 0, self.size / 2 - cx * scale], [0, scale, self.size / 2 - cy * scale]])
+        view = cv2.warpAffine(image, m, (self.size, self.size), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = (np.cos(angle) * np.arange(self.size)[None, :] + np.sin(angle) * np.arange(self.size)[:, None]) / self.size
+        view = view * rng.uniform(0.7, 1.3, size=3) + rng.uniform(-30, 30, size=3) + ramp[..., None] * rng.uniform(-50, 50, size=3)
+        view = np.clip(view, 0, 255).astype(np.uint8)
+        return {**out, "height": self.size, "width": self.size,
+                "image": torch.as_tensor(np.ascontiguousarray(view.transpose(2, 0, 1)))}

@@ -2,6 +2,7 @@
 import itertools
 import logging
 from collections import OrderedDict
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -12,9 +13,29 @@ from ..pu.risk import nnpu_risk, pu_risk_parts
 from .pool_truth import load_pool_truth, positive_images
 from .ranking import ranking_metrics
 
-__all__ = ["PUEvaluator"]
+__all__ = ["PUEvaluator", "heldout_metrics"]
 
 logger = logging.getLogger(__name__)
+
+
+def heldout_metrics(pos_scores, unl_scores, unl_ids, *, prior: float, k_fraction: float, loss: str,
+                    truth: Optional[Dict[int, bool]] = None) -> "OrderedDict[str, float]":
+    """A PU classifier's validation on held-out scores: the counts, the nnPU risk and its parts at ``prior``
+    and, where ``truth`` (image id -> positive) is given, the AUC, precision@K and recall@K (percent) of the
+    unlabeled scores, with K = round(``k_fraction`` * their number)."""
+    pos = torch.as_tensor(np.asarray(pos_scores, dtype=np.float32))
+    unl = torch.as_tensor(np.asarray(unl_scores, dtype=np.float32))
+    res = OrderedDict(labeled=len(pos), unlabeled=len(unl))
+    if len(pos) and len(unl):
+        _, risk = nnpu_risk(pos, unl, prior, loss=loss)
+        positive_part, negative_part = pu_risk_parts(pos, unl, prior, loss)
+        res.update({"nnPU risk": risk.item(), "positive part": positive_part.item(), "negative part": negative_part.item()})
+    if truth is not None and len(unl):
+        k = int(round(k_fraction * len(unl)))
+        metrics = ranking_metrics(unl.numpy(), [truth[int(i)] for i in unl_ids], k)
+        res.update({"AUC": 100 * metrics["AUC"], "precision@K": 100 * metrics["precision@K"],
+                    "recall@K": 100 * metrics["recall@K"], "K": k})
+    return res
 
 
 class PUEvaluator(DatasetEvaluator):
@@ -48,19 +69,9 @@ class PUEvaluator(DatasetEvaluator):
         if not comm.is_main_process():
             return {}
         records = list(itertools.chain(*records))
-        pos = torch.tensor([s for lab, _, s in records if lab == 1])
-        unl = torch.tensor([s for lab, _, s in records if lab == 0])
-        res = OrderedDict(labeled=len(pos), unlabeled=len(unl), unreadable=unreadable)
-        if len(pos) and len(unl):
-            _, risk = nnpu_risk(pos, unl, self._prior, loss=self._loss)
-            positive_part, negative_part = pu_risk_parts(pos, unl, self._prior, self._loss)
-            res.update({"nnPU risk": risk.item(), "positive part": positive_part.item(), "negative part": negative_part.item()})
-        if self._truth is not None and len(unl):
-            unl_ids = [i for lab, i, _ in records if lab == 0]
-            truth = np.array([self._truth[i] for i in unl_ids])
-            k = int(round(self._k_fraction * len(unl_ids)))
-            metrics = ranking_metrics(unl.numpy(), truth, k)
-            res.update({"AUC": 100 * metrics["AUC"], "precision@K": 100 * metrics["precision@K"],
-                        "recall@K": 100 * metrics["recall@K"], "K": k})
+        res = heldout_metrics([s for lab, _, s in records if lab == 1], [s for lab, _, s in records if lab == 0],
+                              [i for lab, i, _ in records if lab == 0], prior=self._prior, k_fraction=self._k_fraction,
+                              loss=self._loss, truth=self._truth)
+        res["unreadable"] = unreadable
         logger.info(f"PU validation: {dict(res)}")
         return {"pu": res}

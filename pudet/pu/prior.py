@@ -1,6 +1,18 @@
 """Class-prior estimation: the fraction pi_p of positives in the unlabeled pool.
 
-Estimator: Elkan & Noto (KDD 2008), estimator e1, for the case-control PU setting (L and U sampled
+Two estimators, both reading scores of a classifier trained to tell labeled (positive) samples from
+unlabeled ones, on samples it was not trained on:
+
+* BBE, best bin estimation (Garg et al., NeurIPS 2021, "Mixture proportion estimation and PU learning: a
+  modern approach"), the default (``PU.PRIOR_ESTIMATOR: bbe``): needs only the scores' order. With q_p(c) and
+  q_u(c) the fractions of held-out positive and unlabeled scores at or above c, q_u(c) = pi_p q_p(c) +
+  (1 - pi_p) q_n(c) >= pi_p q_p(c), with equality on a "top bin" where no negative scores; BBE takes the c
+  minimising q_u(c) / q_p(c) plus a confidence term that keeps the bin from being too small, and returns
+  pi_p = q_u(c) / q_p(c). Its assumption (some top bin holds almost only positives) is much weaker than
+  Elkan-Noto's.
+* Elkan-Noto (below; ``elkan-noto``): needs calibrated probabilities.
+
+Elkan & Noto (KDD 2008), estimator e1, for the case-control PU setting (L and U sampled
 separately). A "non-traditional" classifier h(x) = P(s = 1 | x) is fitted to tell labeled samples
 (s = 1, n_l of them) from unlabeled ones (s = 0, n_u). With p(x | s=1) = p_p(x) and
 p(x | s=0) = pi_p p_p(x) + (1 - pi_p) p_n(x), at any x where p_n(x) = 0
@@ -17,7 +29,23 @@ the PU classifier's pooled backbone features (the teacher's backbone), before PU
 """
 import numpy as np
 
-__all__ = ["elkan_noto_prior", "estimate_prior"]
+__all__ = ["bbe_prior", "elkan_noto_prior", "estimate_prior"]
+
+
+def bbe_prior(positive_scores, unlabeled_scores, *, delta: float = 0.1, gamma: float = 0.01) -> float:
+    """Best bin estimation of pi_p from held-out scores of positive (labeled) and unlabeled samples (higher =
+    more positive-like). ``delta`` and ``gamma`` are the confidence parameters of Garg et al.'s Algorithm 1.
+    Clipped to [1e-3, 1 - 1e-3]."""
+    p = np.sort(np.asarray(positive_scores, dtype=np.float64))[::-1]
+    u = np.sort(np.asarray(unlabeled_scores, dtype=np.float64))[::-1]
+    if p.size == 0 or u.size == 0:
+        raise ValueError("BBE needs held-out positive and unlabeled scores")
+    # candidate thresholds: every positive score; q(c) = fraction of scores >= c
+    q_p = np.arange(1, p.size + 1) / p.size
+    q_u = np.searchsorted(-u, -p, side="right") / u.size
+    slack = np.sqrt(np.log(4 / delta) / (2 * u.size)) + np.sqrt(np.log(4 / delta) / (2 * p.size))
+    best = int(np.argmin(q_u / q_p + (1 + gamma) / q_p * slack))
+    return float(np.clip(q_u[best] / q_p[best], 1e-3, 1.0 - 1e-3))
 
 
 def elkan_noto_prior(heldout_labeled_probs, n_labeled: int, n_unlabeled: int) -> float:

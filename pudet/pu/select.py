@@ -219,3 +219,41 @@ def select_by_teacher_confidence(cfg, pseudo_labels: str, out_dir: str, *, topk:
             text = f.read()
         atomic_write(os.path.join(out_dir, "unreadable.tsv"), lambda f: f.write(text))
     return summary
+
+
+def select_by_region_head(cfg, dataset: str, dicts: List[dict], out_dir: str, scored: dict, *,
+                          topk: Optional[int] = None, threshold: Optional[float] = None, weights: str = "",
+                          top_regions: int = 5) -> dict:
+    """U^P from the region head's scores (``scored``: :func:`pudet.engine.region_pu.score_pool_regions`), chosen
+    and written like :func:`select_by_pu_scores`, plus ``region_scores.npz``: each image's ``top_regions``
+    best regions (``ids`` (B,), ``boxes`` (B, R, 4) XYXY in image coordinates, ``scores`` (B, R)), which say
+    what made an image positive. Where ``dataset`` has a hidden truth, the summary's ``comparison`` holds the
+    rows of :func:`pudet.evaluation.purifier.purifier_comparison` on the same region features, at K = the
+    selection's size."""
+    from ..data.chunked import write_unreadable
+    from ..engine.region_pu import head_schedule
+    from ..evaluation.purifier import purifier_comparison
+
+    pool, scores, regions = scored["pool"], scored["scores"], scored["regions"]
+    topk, threshold = _rule(cfg, topk, threshold)
+    info = scored["info"]
+    summary = {"dataset": dataset, "weights": weights, "head": f"region ({info['risk']})", "pool images": len(dicts),
+               "scored": len(pool), "unreadable": len(scored["unreadable"]), "prior": info["prior"]}
+    truth = load_pool_truth(dataset)
+    if truth is not None:
+        k = len(select_top(pool.ids, scores, topk=topk, threshold=threshold))
+        summary["comparison"] = purifier_comparison(
+            scored["positive"], pool, positive_images(truth), head_scores=scores,
+            head_name=f"region head, {info['risk']} (this selection)", prior=info["prior"], loss=cfg.PU.LOSS,
+            schedule=head_schedule(cfg), num_classes=scored["num_classes"], k=k)
+    summary = _write_selection_files(
+        out_dir, dataset, pool.ids, scores, {d["image_id"]: d["file_name"] for d in dicts}, topk=topk,
+        threshold=threshold, summary=summary, rule_by=" by the region head", title=f"region PU scores on {dataset}",
+        xlabel="PU score g(x) (best region)",
+    )
+    write_unreadable(os.path.join(out_dir, "unreadable.tsv"), scored["unreadable"])
+    best = np.argsort(-regions, axis=1, kind="stable")[:, :top_regions]
+    atomic_write(os.path.join(out_dir, "region_scores.npz"),
+                 lambda f: np.savez(f, ids=pool.ids, boxes=np.take_along_axis(pool.boxes, best[..., None], axis=1),
+                                    scores=np.take_along_axis(regions, best, axis=1)), mode="wb")
+    return summary

@@ -1,0 +1,255 @@
+"""The region-level PU head: BBE, bags, MIL training, the crop views, extraction and the train workflow."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import GeneralizedRCNN
+from detectron2.structures import BoxMode
+
+from pudet import add_pudet_config
+from pudet.data import register_datasets
+from pudet.data.mappers import ObjectCropMapper
+from pudet.engine.region_pu import (
+    build_region_extractor,
+    load_region_head,
+    save_region_head,
+    score_pool_regions,
+    train_region_pu,
+)
+from pudet.evaluation.pool_truth import load_pool_truth, positive_images
+from pudet.evaluation.purifier import purifier_comparison, teacher_confidence
+from pudet.modeling.region_pu import RegionPUHead, masked_max
+from pudet.pu.prior import bbe_prior
+from pudet.pu.region import Bags, HeadSchedule, cross_fit_scores, score_bags, train_region_head
+
+from .conftest import REPO, TINY
+
+
+def test_masked_max_by_hand():
+    scores = torch.tensor([[1.0, 5.0, -2.0], [3.0, 9.0, 0.5], [7.0, 8.0, 9.0]])
+    valid = torch.tensor([[True, True, True], [True, False, True], [False, False, False]])
+    out = masked_max(scores, valid)
+    assert out[:2].tolist() == [5.0, 3.0]
+    assert out[2] < -1e3  # no valid region: never above any real score
+
+
+@pytest.mark.parametrize("prior", [0.1, 0.25, 0.5])
+def test_bbe_recovers_known_mixture_proportions(prior):
+    """Scores of positives ~ Beta(6, 2), of negatives ~ Beta(2, 6); the unlabeled sample mixes them at
+    ``prior``. BBE's estimate lies within 0.03 of the truth on 3 draws each (its known small upward bias
+    comes from negatives in the top bin)."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        n_u = 5000
+        unlabeled = np.concatenate([rng.beta(6, 2, round(prior * n_u)), rng.beta(2, 6, n_u - round(prior * n_u))])
+        estimate = bbe_prior(rng.beta(6, 2, 2000), unlabeled)
+        assert abs(estimate - prior) < 0.03, (seed, estimate)
+
+
+def test_bbe_by_hand_on_a_pure_top_bin():
+    """Positives score 1..10; the unlabeled sample holds 3 positive-like scores (10, 9, 8) and 7 below every
+    positive: 3/10 of it is positive. q_u(c) / q_p(c) is 1 for c in {10, 9, 8} and falls to 3/10 at c = 1."""
+    p = np.arange(1, 11, dtype=float)  # 10 positives
+    u = np.array([10.0, 9.0, 8.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    # at c = 1 (all positives), q_p = 1 and q_u = 3/10: the smallest ratio, and the largest q_p (smallest slack)
+    assert bbe_prior(p, u, delta=0.5) == pytest.approx(0.3)
+
+
+def _synthetic_bags(n, positive_fraction, seed, dim=6, regions=4):
+    """Bags of Gaussian regions; a positive bag has one region whose first feature is shifted by +4."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, size=(n, regions, dim)).astype(np.float16)
+    positive = rng.random(n) < positive_fraction
+    x[positive, rng.integers(regions), 0] += 4.0
+    boxes = np.tile(np.arange(4, dtype=np.float32), (n, regions, 1))
+    valid = np.ones((n, regions), bool)
+    return Bags(np.arange(n), x, boxes, valid), positive
+
+
+@pytest.mark.parametrize("risk", ["nnpu", "upu", "pn"])
+def test_mil_head_learns_the_positive_region(risk):
+    labeled, _ = _synthetic_bags(200, 1.0, 0)
+    pool, truth = _synthetic_bags(400, 0.3, 1)
+    head = train_region_head(labeled, pool, risk=risk, prior=0.3, schedule=HeadSchedule(iters=150, lr=0.05))
+    from sklearn.metrics import roc_auc_score
+
+    scores, regions = score_bags(head, pool)
+    assert roc_auc_score(truth, scores) > 0.97
+    # the region that makes a positive bag positive is the shifted one
+    shifted = np.argmax(pool.features[:, :, 0].astype(np.float32), axis=1)
+    assert (np.argmax(regions, axis=1)[truth] == shifted[truth]).mean() > 0.95
+
+
+def test_cross_fit_scores_every_bag_out_of_fold():
+    labeled, _ = _synthetic_bags(100, 1.0, 0)
+    pool, truth = _synthetic_bags(200, 0.5, 1)
+    p, u = cross_fit_scores(labeled, pool, risk="pn", prior=0.5, schedule=HeadSchedule(iters=150, lr=0.05))
+    assert p.shape == (100,) and u.shape == (200,)
+    from sklearn.metrics import roc_auc_score
+
+    # a labeled-vs-unlabeled head ranks the pool's positives first, on bags it never saw
+    assert roc_auc_score(truth, u) > 0.95
+
+
+def test_teacher_confidence_reads_the_known_class_probabilities():
+    logp = np.log(np.array([[[0.1, 0.2, 0.7], [0.6, 0.1, 0.3]], [[0.05, 0.05, 0.9], [0.9, 0.05, 0.05]]]))
+    features = np.concatenate([np.zeros((2, 2, 3)), logp], axis=2).astype(np.float16)
+    valid = np.array([[True, True], [True, False]])
+    bags = Bags(np.arange(2), features, np.zeros((2, 2, 4), np.float32), valid)
+    # 2 known classes + background (last); the second bag's only valid region has best known prob 0.05
+    np.testing.assert_allclose(teacher_confidence(bags, 2), [0.6, 0.05], atol=2e-3)
+
+
+def test_head_save_load_round_trip_and_refusal(tmp_path):
+    head = RegionPUHead(5, hidden_dim=3)
+    head.set_normalization(torch.arange(5.0), torch.full((5,), 2.0))
+    path = str(tmp_path / "head.pth")
+    save_region_head(head, path, prior=0.3, scales=[1.0], topk=2)
+    loaded, info = load_region_head(path)
+    x = torch.randn(4, 5)
+    assert torch.equal(loaded(x), head.eval()(x))
+    assert info["prior"] == 0.3 and info["topk"] == 2
+    torch.save({"model": {}}, str(tmp_path / "other.pth"))
+    with pytest.raises(ValueError, match="not a region PU head"):
+        load_region_head(str(tmp_path / "other.pth"))
+
+
+def test_object_crop_zooms_on_the_object(tmp_path):
+    """A white 20x12 box on a black 128x128 image: the crop holds it at 45-80% of the view's side (the box's
+    longer side), and the same dict gives the same view."""
+    import cv2
+
+    img = np.zeros((128, 128, 3), np.uint8)
+    img[30:42, 60:80] = 255
+    path = str(tmp_path / "a.png")
+    cv2.imwrite(path, img)
+    dicts = ObjectCropMapper.crop_dicts(
+        [{"file_name": path, "image_id": 7, "annotations": [{"bbox": [60, 30, 20, 12], "bbox_mode": BoxMode.XYWH_ABS}]},
+         {"file_name": path, "image_id": 8, "annotations": []}], views=2)
+    assert [d["image_id"] for d in dicts] == [14, 15]  # image 8 has no object
+    mapper = ObjectCropMapper(size=64)
+    for d in dicts:
+        out = mapper(d)
+        view = out["image"].numpy().astype(np.float32).mean(axis=0)  # (64, 64)
+        assert out["height"] == out["width"] == 64
+        bright = view > (view.max() + view.min()) / 2
+        ys, xs = np.nonzero(bright)
+        extent = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) / 64
+        assert 0.4 <= extent <= 0.85, extent
+        assert torch.equal(mapper(d)["image"], out["image"])
+
+
+def _region_cfg(tiny_root, out, detector):
+    cfg = get_cfg()
+    add_pudet_config(cfg)
+    cfg.merge_from_file(os.path.join(REPO, "configs", "WildDigits", "pu_R18_region.yaml"))
+    cfg.merge_from_list([
+        "WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.SEED", str(TINY.seed),
+        "WILD_DIGITS.NUM_LABELED", str(TINY.num_labeled), "WILD_DIGITS.NUM_POOL", str(TINY.num_pool),
+        "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction),
+        "PU.INIT_FROM_DETECTOR", detector, "PU.HOLDOUT_FRACTION", "0.25", "PU.REGION.TOPK", "4",
+        "PU.REGION.ITERS", "20", "PU.REGION.BATCH_BAGS", "4", "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", out,
+    ])
+    register_datasets(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    cfg = get_cfg()
+    add_pudet_config(cfg)
+    cfg.merge_from_file(os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml"))
+    torch.manual_seed(0)
+    path = str(tmp_path_factory.mktemp("det") / "model_final.pth")
+    torch.save({"model": GeneralizedRCNN(cfg).state_dict()}, path)
+    return path
+
+
+def test_extractor_bags_match_the_detector(tiny_benchmark, tiny_root, detector, tmp_path):
+    cfg = _region_cfg(tiny_root, str(tmp_path), detector)
+    extractor = build_region_extractor(cfg)
+    det = extractor.detector
+    assert extractor.feature_dim == cfg.MODEL.ROI_BOX_HEAD.FC_DIM + cfg.MODEL.ROI_HEADS.NUM_CLASSES + 1
+    image = torch.randint(0, 255, (3, 128, 128), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    out = extractor([{"image": image, "height": 256, "width": 256}])[0]
+    assert out["features"].shape == (8, extractor.feature_dim) and out["valid"].all()
+    # scale 1: the detector's own top-4 proposals, features through its box head, boxes x2 (256 / 128)
+    with torch.no_grad():
+        images = det.preprocess_image([{"image": image}])
+        feats = det.backbone(images.tensor)
+        proposals, _ = det.proposal_generator(images, feats, None)
+        top = proposals[0].proposal_boxes[:4]
+        expected = extractor.box_features(feats, [top])
+    torch.testing.assert_close(out["features"][:4], expected)
+    torch.testing.assert_close(out["boxes"][:4], top.tensor * 2)
+    # log-probabilities: each valid region's last K + 1 columns exponentiate to a distribution
+    probs = out["features"][:, -(cfg.MODEL.ROI_HEADS.NUM_CLASSES + 1):].exp().sum(dim=1)
+    torch.testing.assert_close(probs, torch.ones(8))
+
+
+def test_train_select_and_rerun(tiny_benchmark, tiny_root, detector, tmp_path):
+    cfg = _region_cfg(tiny_root, str(tmp_path), detector)
+    results = train_region_pu(cfg)
+    pu = results["pu"]
+    n_pos = round(TINY.pos_fraction * TINY.num_pool)
+    assert pu["labeled"] == round(0.25 * TINY.num_labeled) * 2  # held-out L images and their crops
+    assert pu["unlabeled"] == round(0.25 * TINY.num_pool)
+    assert 0.0 <= pu["AUC"] <= 100.0
+    with open(os.path.join(str(tmp_path), "prior.json")) as f:
+        prior = json.load(f)
+    assert prior["estimator"] == "bbe" and prior["prior"] == pytest.approx(prior["bbe"])
+    assert results["prior"] == prior
+    features = os.path.join(str(tmp_path), "features")
+    assert sorted(os.listdir(features)) == ["crops", "labeled", "wild_digits_pool"]
+    stamps = {f: os.path.getmtime(os.path.join(features, "wild_digits_pool", "chunks", f))
+              for f in os.listdir(os.path.join(features, "wild_digits_pool", "chunks"))}
+    scored = score_pool_regions(cfg, os.path.join(str(tmp_path), "model_final.pth"), "wild_digits_pool",
+                                feature_dir=features)
+    # the pool's bags come from the cache, untouched
+    assert {f: os.path.getmtime(os.path.join(features, "wild_digits_pool", "chunks", f)) for f in stamps} == stamps
+    assert scored["scores"].shape == (TINY.num_pool,)
+    np.testing.assert_allclose(scored["scores"], scored["regions"].max(axis=1))
+    # a second training run reuses the estimated prior
+    again = train_region_pu(cfg)
+    assert again["prior"] == prior
+    truth = positive_images(load_pool_truth("wild_digits_pool"))
+    assert sum(truth.values()) == n_pos
+    rows = purifier_comparison(scored["pool"], scored["pool"], truth, head_scores=scored["scores"],
+                               head_name="head", prior=0.4, loss="logistic", schedule=HeadSchedule(iters=5),
+                               num_classes=5, k=8)
+    assert [r["selection"] for r in rows][0] == "head" and rows[-1]["AUC"] == 50.0
+    assert rows[-1]["precision@K"] == pytest.approx(100 * n_pos / TINY.num_pool)
+
+
+def test_purify_net_train_and_select_with_the_region_head(tiny_benchmark, tiny_root, detector, tmp_path):
+    from .test_purify_net import _load_tool
+
+    tool = _load_tool()
+    out = str(tmp_path / "pu")
+    opts = ["--config-file", os.path.join(REPO, "configs", "WildDigits", "pu_R18_region.yaml"),
+            "WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.SEED", str(TINY.seed),
+            "WILD_DIGITS.NUM_LABELED", str(TINY.num_labeled), "WILD_DIGITS.NUM_POOL", str(TINY.num_pool),
+            "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction),
+            "PU.INIT_FROM_DETECTOR", detector, "PU.HOLDOUT_FRACTION", "0.25", "PU.REGION.TOPK", "4",
+            "PU.REGION.ITERS", "10", "PU.REGION.BATCH_BAGS", "4", "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", out]
+    results = tool.main(tool.parse_args(["train", *opts]))
+    assert set(results) == {"pu", "prior"}
+    with open(os.path.join(out, "eval_results.json")) as f:
+        assert json.load(f)["pu"]["unlabeled"] == round(0.25 * TINY.num_pool)
+    summary = tool.main(tool.parse_args(["select", "--topk", "5", *opts]))
+    sel = os.path.join(out, "select")
+    with open(os.path.join(sel, "selected.json")) as f:
+        selected = json.load(f)
+    assert len(selected["images"]) == 5 and selected["summary"]["rule"] == "top-5 by the region head"
+    rows = {r["selection"]: r for r in selected["summary"]["comparison"]}
+    assert rows["region head, nnpu (this selection)"]["AUC"] == pytest.approx(100 * summary["AUC"])
+    assert rows["random (expected)"]["precision@K"] == pytest.approx(100 * TINY.pos_fraction)
+    with np.load(os.path.join(sel, "region_scores.npz")) as z:
+        assert z["boxes"].shape == (TINY.num_pool, 5, 4) and z["scores"].shape == (TINY.num_pool, 5)
+        # each image's best region's score is its image score
+        best = dict(zip(z["ids"].tolist(), z["scores"][:, 0].tolist()))
+    for im in selected["images"]:
+        assert im["score"] == pytest.approx(best[im["image_id"]], rel=1e-5)

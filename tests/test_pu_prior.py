@@ -19,9 +19,11 @@ def test_estimate_recovers_prior_of_separable_mixture(true_prior):
     n_pos = int(true_prior * n_u)
     xl = rng.normal(2.5, 1.0, size=(n_l, d))
     xu = np.concatenate([rng.normal(2.5, 1.0, size=(n_pos, d)), rng.normal(-2.5, 1.0, size=(n_u - n_pos, d))])
-    prior, c = estimate_prior(xl, xu)
+    estimates = estimate_prior(xl, xu)
+    prior, c = estimates["elkan-noto"], estimates["c"]
     assert prior == pytest.approx(true_prior, abs=0.05)
     assert c == pytest.approx(n_l / (n_l + n_u * true_prior), abs=0.05)
+    assert estimates["bbe"] == pytest.approx(true_prior, abs=0.05)
 
 
 def test_estimate_rejects_bad_shapes():

@@ -237,7 +237,7 @@ def stage_report(args, p):
     table = tabulate(rows, headers=headers, tablefmt="github", floatfmt=".1f")
     claims = check_claims(student_ap)
     sel_table = tabulate(sel_rows, headers=sel_headers, tablefmt="github", floatfmt=".1f")
-    prior_line = (f"class prior pi_p: estimated {prior['prior']:.3f} (Elkan-Noto), true "
+    prior_line = (f"class prior pi_p: estimated {prior['prior']:.3f} ({prior.get('estimator', 'elkan-noto')}), true "
                   f"{summary['pool positive fraction']:.3f}")
     results = {
         "settings": vars(args), "headers": headers, "rows": rows, "selection_headers": sel_headers,

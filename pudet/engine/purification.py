@@ -33,9 +33,12 @@ def pooled_features(model, dicts, mapper, batch_size: int, num_workers: int) -> 
 
 
 def estimate_prior_from_splits(cfg, model, batch_size: int = 32) -> dict:
-    """Elkan-Noto estimate of pi_p (pudet.pu.prior) on the PU classifier's pooled features of the PU
-    training splits: every labeled image and ``PU.PRIOR_SAMPLES`` unlabeled ones (at most that many of
-    each, drawn with a fixed seed). Returns ``{"prior", "c", "n_labeled", "n_unlabeled"}``."""
+    """Estimate of pi_p (pudet.pu.prior, ``PU.PRIOR_ESTIMATOR``) on the PU classifier's pooled features of the
+    PU training splits: every labeled image and ``PU.PRIOR_SAMPLES`` unlabeled ones (at most that many of
+    each, drawn with a fixed seed). Returns ``{"prior", "estimator", "bbe", "elkan-noto", "c", "n_labeled",
+    "n_unlabeled"}``."""
+    if cfg.PU.PRIOR_ESTIMATOR not in ("bbe", "elkan-noto"):
+        raise ValueError(f"PU.PRIOR_ESTIMATOR must be 'bbe' or 'elkan-noto', got '{cfg.PU.PRIOR_ESTIMATOR}'")
     rng = np.random.default_rng(0)
     mapper = PUDatasetMapper(cfg, False)
     samples = []
@@ -45,10 +48,13 @@ def estimate_prior_from_splits(cfg, model, batch_size: int = 32) -> dict:
         if len(dicts) > cfg.PU.PRIOR_SAMPLES:
             dicts = [dicts[i] for i in np.sort(rng.choice(len(dicts), cfg.PU.PRIOR_SAMPLES, replace=False))]
         samples.append(pooled_features(model, dicts, mapper, batch_size, cfg.DATALOADER.NUM_WORKERS))
-    prior, c = estimate_prior(samples[0], samples[1])
-    logger.info(f"Estimated class prior pi_p = {prior:.4f} (Elkan-Noto c = {c:.4f}) from "
-                f"{len(samples[0])} labeled and {len(samples[1])} unlabeled images")
-    return {"prior": prior, "c": c, "n_labeled": len(samples[0]), "n_unlabeled": len(samples[1])}
+    estimates = estimate_prior(samples[0], samples[1])
+    prior = estimates[cfg.PU.PRIOR_ESTIMATOR]
+    logger.info(f"Estimated class prior pi_p = {prior:.4f} ({cfg.PU.PRIOR_ESTIMATOR}; BBE {estimates['bbe']:.4f}, "
+                f"Elkan-Noto {estimates['elkan-noto']:.4f}) from {len(samples[0])} labeled and {len(samples[1])} "
+                "unlabeled images")
+    return {"prior": prior, "estimator": cfg.PU.PRIOR_ESTIMATOR, **estimates, "n_labeled": len(samples[0]),
+            "n_unlabeled": len(samples[1])}
 
 
 def resolve_prior(cfg):

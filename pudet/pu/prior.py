@@ -25,7 +25,8 @@ so c is estimated as the mean of h over held-out labeled samples (out-of-fold pr
 
 Assumption: positives and negatives barely overlap in feature space; where they do, h is lower on
 those positives, c is underestimated and pi_p overestimated. pudet fits h as a logistic regression on
-the PU classifier's pooled backbone features (the teacher's backbone), before PU training.
+the PU classifier's pooled backbone features (the teacher's backbone), before PU training, or (region head)
+as a region head trained labeled-vs-unlabeled, and reads both estimators from its out-of-fold probabilities.
 """
 import numpy as np
 
@@ -61,12 +62,12 @@ def elkan_noto_prior(heldout_labeled_probs, n_labeled: int, n_unlabeled: int) ->
     return float(np.clip(prior, 1e-3, 1.0 - 1e-3))
 
 
-def estimate_prior(labeled_features, unlabeled_features, *, folds: int = 5, seed: int = 0):
-    """Elkan-Noto estimate of pi_p from (N_l, D) and (N_u, D) feature arrays.
+def estimate_prior(labeled_features, unlabeled_features, *, folds: int = 5, seed: int = 0) -> dict:
+    """Estimates of pi_p from (N_l, D) and (N_u, D) feature arrays, both read from out-of-fold probabilities
+    P(labeled | x) of a logistic regression telling labeled from unlabeled samples.
 
     Returns:
-        prior: the estimate of pi_p.
-        c: the estimated P(s=1 | x, y=+1).
+        ``{"bbe": ..., "elkan-noto": ..., "c": the estimated P(s=1 | x, y=+1)}``.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
@@ -87,5 +88,5 @@ def estimate_prior(labeled_features, unlabeled_features, *, folds: int = 5, seed
         clf.fit(x[train], s[train])
         oof[test] = clf.predict_proba(x[test])[:, 1]
     # each fold's classifier saw the full data's labeled:unlabeled ratio
-    c = float(oof[: len(xl)].mean())
-    return elkan_noto_prior(oof[: len(xl)], len(xl), len(xu)), c
+    return {"bbe": bbe_prior(oof[: len(xl)], oof[len(xl):]),
+            "elkan-noto": elkan_noto_prior(oof[: len(xl)], len(xl), len(xu)), "c": float(oof[: len(xl)].mean())}

@@ -132,6 +132,9 @@ def add_pudet_config(cfg):
     _C.DATASETS.PSEUDO_SCORE_THRESH = 0.5
     # keep pseudo-labelled images left with no box above tau (as background-only images); False drops them
     _C.DATASETS.PSEUDO_KEEP_EMPTY = False
+    # box-level purification: drop pseudo-boxes whose region PU score (raw g; 0 = the PU classifier's decision
+    # boundary) is below this; None = keep them. Needs a file labelled with `purify_net.py label --pu-weights`
+    _C.DATASETS.PSEUDO_PU_SCORE_THRESH = None
     # "alternate": each batch from one source, PSEUDO_BATCHES pseudo-labelled batches then LABELED_BATCHES
     # labeled ones (the paper's mini-batches); "mixed": both sources in every batch, in that ratio
     _C.DATALOADER.PSEUDO_BATCHING = "alternate"

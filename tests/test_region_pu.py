@@ -7,7 +7,7 @@ import pytest
 import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import GeneralizedRCNN
-from detectron2.structures import BoxMode
+from detectron2.structures import Boxes, BoxMode
 
 from pudet import add_pudet_config
 from pudet.data import register_datasets
@@ -253,3 +253,69 @@ def test_purify_net_train_and_select_with_the_region_head(tiny_benchmark, tiny_r
         best = dict(zip(z["ids"].tolist(), z["scores"][:, 0].tolist()))
     for im in selected["images"]:
         assert im["score"] == pytest.approx(best[im["image_id"]], rel=1e-5)
+    # box-level purification: the teacher labels U^P and each box gets its region PU score
+    label_out = str(tmp_path / "labels")
+    diagnostics = tool.main(tool.parse_args([
+        "label", "--weights", detector, "--selection", os.path.join(sel, "selected.json"), "--output-dir", label_out,
+        "--pu-weights", os.path.join(out, "model_final.pth"), "--pu-thresh", "0.5", "--min-score", "0.0",
+        *opts[2:], "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"]))
+    with open(os.path.join(label_out, "pseudo_labels.json")) as f:
+        coco = json.load(f)
+    assert coco["annotations"] and all("pu_score" in a for a in coco["annotations"])
+    purified = diagnostics["box purified"]
+    assert purified["pu_score_thresh"] == 0.5
+    for plain, kept in zip(diagnostics["taus"], purified["taus"]):
+        assert kept["boxes"] == sum(a["score"] >= plain["tau"] and a["pu_score"] >= 0.5 for a in coco["annotations"])
+        assert kept["recall"] <= plain["recall"]
+
+
+def test_box_pu_scorer_scores_each_detection_with_the_head(tiny_root, detector, tmp_path):
+    from pudet.modeling.region_pu import BoxPUScorer
+
+    cfg = _region_cfg(tiny_root, str(tmp_path), detector)
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
+    extractor = build_region_extractor(cfg)
+    det = extractor.detector
+    torch.manual_seed(0)
+    head = RegionPUHead(extractor.feature_dim, hidden_dim=4)
+    scorer = BoxPUScorer(det, head)
+    image = torch.randint(0, 255, (3, 128, 128), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    inputs = [{"image": image, "height": 256, "width": 256}]
+    out = scorer(inputs)[0]["instances"]
+    plain = det(inputs)[0]["instances"]
+    assert len(out) > 0
+    torch.testing.assert_close(out.pred_boxes.tensor, plain.pred_boxes.tensor)  # the detector's own detections
+    with torch.no_grad():
+        feats = det.backbone(det.preprocess_image(inputs).tensor)
+        expected = head(extractor.box_features(feats, [Boxes(out.pred_boxes.tensor / 2)]))
+    torch.testing.assert_close(out.pu_scores, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_pseudo_boxes_dropped_by_region_pu_score(tmp_path):
+    from detectron2.data import DatasetCatalog
+
+    from pudet.data.datasets import pseudo_dataset_name, register_pseudo_labeled
+
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "height": 10, "width": 10},
+                       {"id": 2, "file_name": "b.jpg", "height": 10, "width": 10}],
+            "annotations": [{"id": i + 1, "image_id": img, "bbox": [0, 0, 5, 5], "area": 25, "category_id": 1,
+                             "score": s, "pu_score": p, "iscrowd": 0}
+                            for i, (img, s, p) in enumerate([(1, 0.9, 1.5), (1, 0.8, -0.5), (2, 0.95, -2.0), (2, 0.3, 3.0)])],
+            "categories": [{"id": 1, "name": "digit 0"}]}
+    path = str(tmp_path / "pseudo.json")
+    with open(path, "w") as f:
+        json.dump(coco, f)
+    name = pseudo_dataset_name(path, 0.5, 0.0)
+    register_pseudo_labeled(name, path, "", 0.5, False, 0.0)
+    dicts = DatasetCatalog.get(name)
+    # image 1 keeps its first box only; image 2's confident box is purified away and its other is below tau
+    assert [(d["image_id"], [a["score"] for a in d["annotations"]]) for d in dicts] == [(1, [0.9])]
+    plain = pseudo_dataset_name(path, 0.5)
+    register_pseudo_labeled(plain, path, "", 0.5, False)
+    assert sum(len(d["annotations"]) for d in DatasetCatalog.get(plain)) == 3
+    del coco["annotations"][0]["pu_score"]
+    with open(path, "w") as f:
+        json.dump(coco, f)
+    register_pseudo_labeled(pseudo_dataset_name(path, 0.5, 1.0), path, "", 0.5, False, 1.0)
+    with pytest.raises(ValueError, match="no region PU scores"):
+        DatasetCatalog.get(pseudo_dataset_name(path, 0.5, 1.0))

@@ -51,7 +51,7 @@ from pudet.engine.pseudo_label import (  # noqa: E402
     write_pseudo_labels,
 )
 from pudet.engine.purification import resolve_prior  # noqa: E402
-from pudet.engine.region_pu import score_pool_regions, train_region_pu  # noqa: E402
+from pudet.engine.region_pu import box_pu_scorer, score_pool_regions, train_region_pu  # noqa: E402
 from pudet.evaluation import results_table, save_results  # noqa: E402
 from pudet.evaluation.pseudo_labels import label_diagnostics, plot_gallery  # noqa: E402
 from pudet.pu.select import (  # noqa: E402
@@ -181,6 +181,8 @@ def label(args):
             source = f"{args.random} random images of {dataset} (seed {args.seed})"
     model = build_model(cfg)
     DetectionCheckpointer(model).load(args.weights)
+    if args.pu_weights:
+        model = box_pu_scorer(model, args.pu_weights, args.weights)
     categories = teacher_categories(cfg.DATASETS.TRAIN[0])
     out = cfg.OUTPUT_DIR
     label_images(
@@ -197,9 +199,14 @@ def label(args):
     coco, bad = merge_pseudo_labels(out, len(dicts), args.chunk_size, categories, info)
     write_pseudo_labels(os.path.join(out, "pseudo_labels.json"), coco)
     write_unreadable(os.path.join(out, "unreadable.tsv"), bad)
-    diagnostics = label_diagnostics(coco, out, taus=args.taus, labeled_datasets=cfg.DATASETS.TRAIN)
+    diagnostics = label_diagnostics(coco, out, taus=args.taus, labeled_datasets=cfg.DATASETS.TRAIN,
+                                    pu_score_thresh=args.pu_thresh if args.pu_weights else None)
     print(f"Pseudo-labels of {coco['info']['source']} ({len(bad)} unreadable images skipped)")
     print_label_table(diagnostics["taus"])
+    if "box purified" in diagnostics:
+        print(f"With box-level purification (region PU score >= {args.pu_thresh}; "
+              "DATASETS.PSEUDO_PU_SCORE_THRESH applies it in training):")
+        print_label_table(diagnostics["box purified"]["taus"])
     print(f"Wrote {out}/pseudo_labels.json, diagnostics.json, class_counts.png, unreadable.tsv")
     return diagnostics
 
@@ -250,6 +257,10 @@ def parse_args(argv=None):
         parser.add_argument("--random", type=int, default=0, help="label K random images of the dataset (U^R)")
         parser.add_argument("--seed", type=int, default=0, help="seed of --random (default: %(default)s)")
         parser.add_argument("--output-dir", default="", help="where the pseudo-labels go (default: OUTPUT_DIR/pseudo_labels)")
+        parser.add_argument("--pu-weights", default="", help="a region PU head (PU.HEAD region, trained on this "
+                            "teacher): each pseudo-box also gets its region PU score, for box-level purification")
+        parser.add_argument("--pu-thresh", type=float, default=0.0, help="the region PU score the diagnostics "
+                            "report box-level purification at (default: %(default)s, the classifier's boundary)")
         parser.add_argument("--min-score", type=float, default=0.05, help="score floor of kept detections (default: %(default)s)")
         parser.add_argument("--taus", type=float, nargs="+", default=[0.5, 0.7, 0.9], help="thresholds to report (default: %(default)s)")
         parser.add_argument("--batch-size", type=int, default=8, help="images per forward (default: %(default)s)")

@@ -166,7 +166,8 @@ def build_expanded_train_loader(cfg, labeled_mapper=None, pseudo_mapper=None):
     ``DatasetMapper``, pseudo-labelled ones by :class:`PseudoLabelMapper` (plus colour jitter). The
     pseudo-labelled datasets' categories are checked against the labeled set's before training starts.
     """
-    pseudo_names = [pseudo_dataset_name(p, pseudo_score_thresh(cfg)) for p in cfg.DATASETS.TRAIN_PSEUDO]
+    pseudo_names = [pseudo_dataset_name(p, pseudo_score_thresh(cfg), cfg.DATASETS.PSEUDO_PU_SCORE_THRESH)
+                    for p in cfg.DATASETS.TRAIN_PSEUDO]
     if not pseudo_names or not cfg.DATASETS.TRAIN:
         raise ValueError("build_expanded_train_loader needs DATASETS.TRAIN (labeled) and DATASETS.TRAIN_PSEUDO")
     labeled = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)

@@ -42,7 +42,9 @@ def label_images(model, dicts: List[dict], out_dir: str, *, mapper, category_ids
     how many images it processed. ``category_ids[c]`` is the dataset id of contiguous class ``c``.
 
     Each image's record: ``{"image_id", "file_name", "height", "width", "detections": [[x, y, w, h, score,
-    category_id], ...]}`` in original image coordinates (the teacher's ``SCORE_THRESH_TEST`` is the floor).
+    category_id], ...]}`` in original image coordinates (the teacher's ``SCORE_THRESH_TEST`` is the floor);
+    where ``model`` also gives ``pu_scores`` (:class:`pudet.modeling.region_pu.BoxPUScorer`), each detection
+    ends with its region PU score.
     """
 
     def predict(batch):
@@ -53,6 +55,8 @@ def label_images(model, dicts: List[dict], out_dir: str, *, mapper, category_ids
             boxes[:, 2:] -= boxes[:, :2]  # XYXY -> XYWH
             dets = [[round(float(v), 2) for v in b] + [round(float(s), 5), int(category_ids[int(c)])]
                     for b, s, c in zip(boxes, inst.scores.numpy(), inst.pred_classes.numpy())]
+            if inst.has("pu_scores"):
+                dets = [d + [round(float(p), 4)] for d, p in zip(dets, inst.pu_scores.numpy())]
             records.append({"image_id": x["image_id"], "file_name": x["file_name"], "height": x["height"],
                             "width": x["width"], "detections": dets})
         return records
@@ -78,9 +82,11 @@ def merge_pseudo_labels(out_dir: str, num_images: int, chunk_size: int, categori
         for rec in chunk["images"]:
             images.append({"id": rec["image_id"], "file_name": rec["file_name"], "height": rec["height"],
                            "width": rec["width"]})
-            for x, y, w, h, score, cat in rec["detections"]:
+            for det in rec["detections"]:
+                x, y, w, h, score, cat = det[:6]
                 annotations.append({"id": len(annotations) + 1, "image_id": rec["image_id"], "bbox": [x, y, w, h],
-                                    "area": w * h, "category_id": cat, "score": score, "iscrowd": 0})
+                                    "area": w * h, "category_id": cat, "score": score, "iscrowd": 0,
+                                    **({"pu_score": det[6]} if len(det) > 6 else {})})
     coco = {"info": {**info, "images": len(images), "unreadable": len(unreadable)}, "images": images,
             "annotations": annotations, "categories": categories}
     return coco, unreadable

@@ -22,7 +22,7 @@ from detectron2.data import DatasetCatalog
 from ..data.build import _holdout_mask
 from ..data.chunked import finished_chunks, run_chunked
 from ..data.mappers import InferenceMapper, ObjectCropMapper
-from ..modeling.region_pu import RegionFeatureExtractor, RegionPUHead
+from ..modeling.region_pu import BoxPUScorer, RegionFeatureExtractor, RegionPUHead
 from ..modeling.self_distill import build_teacher
 from ..pu.prior import bbe_prior, elkan_noto_prior
 from ..pu.region import Bags, HeadSchedule, cross_fit_scores, score_bags, train_region_head
@@ -30,7 +30,7 @@ from ..utils import atomic_write
 
 __all__ = ["build_region_extractor", "extract_bags", "load_bags", "region_bags", "estimate_region_prior",
            "train_region_pu", "save_region_head", "load_region_head", "head_schedule", "positive_bags",
-           "score_pool_regions"]
+           "score_pool_regions", "box_pu_scorer"]
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +200,21 @@ def score_pool_regions(cfg, weights: str, dataset: str, *, feature_dir: str, ran
             "positive": positive, "num_classes": extractor.detector.roi_heads.num_classes}
 
 
+def box_pu_scorer(detector, head_weights: str, detector_weights: str) -> BoxPUScorer:
+    """The detector's inference plus each detection's region PU score (box-level purification), for a region
+    head trained on this detector's regions (a head trained on another detector's features is an error)."""
+    head, info = load_region_head(head_weights)
+    trained_on = info.get("detector_weights")
+    if trained_on and os.path.abspath(trained_on) != os.path.abspath(detector_weights):
+        raise ValueError(f"the region PU head {head_weights} was trained on the regions of {trained_on}, not of "
+                         f"{detector_weights}: box PU scores need the same detector")
+    scorer = BoxPUScorer(detector, head)
+    if head.in_dim != scorer.extractor.feature_dim:
+        raise ValueError(f"{head_weights} scores {head.in_dim}-d region features; the detector gives "
+                         f"{scorer.extractor.feature_dim}")
+    return scorer
+
+
 def _split(bags: Bags, cfg, holdout: bool) -> Bags:
     mask = _holdout_mask(len(bags), cfg.PU.HOLDOUT_FRACTION, cfg.PU.HOLDOUT_MAX)
     return bags.subset(mask == holdout)
@@ -248,7 +263,8 @@ def train_region_pu(cfg) -> dict:
                              schedule=head_schedule(cfg, cfg.SEED if cfg.SEED >= 0 else 0),
                              beta=cfg.PU.BETA, gamma=cfg.PU.GAMMA)
     save_region_head(head, os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), prior=prior, risk=cfg.PU.RISK,
-                     scales=list(extractor.scales), topk=extractor.topk)
+                     scales=list(extractor.scales), topk=extractor.topk,
+                     detector_weights=os.path.abspath(cfg.PU.INIT_FROM_DETECTOR))
     truth = load_pool_truth(pool_name)
     results = heldout_metrics(score_bags(head, test_p)[0], score_bags(head, test_u)[0], test_u.ids, prior=prior,
                               k_fraction=len(labeled) / max(len(unlabeled), 1), loss=cfg.PU.LOSS,

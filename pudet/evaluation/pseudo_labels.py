@@ -13,6 +13,7 @@ from .pool_truth import load_pool_truth
 
 __all__ = [
     "label_diagnostics",
+    "purify_boxes",
     "pseudo_label_stats",
     "box_precision_recall",
     "plot_class_counts",
@@ -140,25 +141,44 @@ def plot_gallery(path: str, panels: Sequence[tuple], tau: float, num_images: int
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / num_images))  # room for the title above the column titles
 
 
-def label_diagnostics(coco: dict, out_dir: str, *, taus: Sequence[float], labeled_datasets: Sequence[str]) -> Dict:
+def purify_boxes(coco: dict, pu_score_thresh: float) -> dict:
+    """The pseudo-label dict with only the boxes whose region PU score is at least ``pu_score_thresh``
+    (box-level purification; every image is kept)."""
+    if any("pu_score" not in a for a in coco["annotations"]):
+        raise ValueError("these pseudo-labels have no region PU scores (label with purify_net.py label --pu-weights)")
+    return {**coco, "annotations": [a for a in coco["annotations"] if a["pu_score"] >= pu_score_thresh]}
+
+
+def label_diagnostics(coco: dict, out_dir: str, *, taus: Sequence[float], labeled_datasets: Sequence[str],
+                      pu_score_thresh: Optional[float] = None) -> Dict:
     """Diagnostics of a pseudo-label file written by ``purify_net.py label``: per tau, the boxes kept (per
     class, beside the labeled datasets' boxes) and, where the source pool (``coco["info"]["dataset"]``) has a
     hidden truth, the boxes' precision and recall. Writes ``diagnostics.json`` and ``class_counts.png`` to
     ``out_dir``; returns ``{"info", "unreadable", "labeled boxes per class", "taus": [row per tau]}`` (each
-    row as :func:`pseudo_label_stats`, plus ``precision``, ``recall``, ``hidden boxes`` with a truth)."""
+    row as :func:`pseudo_label_stats`, plus ``precision``, ``recall``, ``hidden boxes`` with a truth). With
+    ``pu_score_thresh`` (a file labelled with region PU scores), ``"box purified"`` holds the same rows after
+    :func:`purify_boxes`, recall still counted against every hidden box."""
     from . import save_results
 
     names = MetadataCatalog.get(labeled_datasets[0]).thing_classes
     labeled_counts = dict(Counter(names[a["category_id"]] for n in labeled_datasets for d in DatasetCatalog.get(n)
                                   for a in d.get("annotations", [])))
-    rows = pseudo_label_stats(coco, taus)
     truth = load_pool_truth(coco["info"]["dataset"])
-    if truth is not None:
-        for row in rows:
-            row.update({k: v for k, v in box_precision_recall(coco, truth, row["tau"]).items()
-                        if k in ("precision", "recall", "hidden boxes")})
+
+    def stats(pseudo):
+        rows = pseudo_label_stats(pseudo, taus)
+        if truth is not None:
+            for row in rows:
+                row.update({k: v for k, v in box_precision_recall(pseudo, truth, row["tau"]).items()
+                            if k in ("precision", "recall", "hidden boxes")})
+        return rows
+
+    rows = stats(coco)
     diagnostics = {"info": coco["info"], "unreadable": coco["info"]["unreadable"],
                    "labeled boxes per class": labeled_counts, "taus": rows}
+    if pu_score_thresh is not None:
+        diagnostics["box purified"] = {"pu_score_thresh": pu_score_thresh,
+                                       "taus": stats(purify_boxes(coco, pu_score_thresh))}
     save_results(diagnostics, os.path.join(out_dir, "diagnostics.json"))
     plot_class_counts(os.path.join(out_dir, "class_counts.png"), rows, labeled_counts,
                       title=f"pseudo-boxes per class: {coco['info']['source']}")

@@ -33,10 +33,12 @@ __all__ = [
 def register_datasets(cfg) -> None:
     """Registers every dataset a pudet config can name: the wild-digits benchmark described by
     ``cfg.WILD_DIGITS``, the builtin image pools, and each pseudo-label file of ``DATASETS.TRAIN_PSEUDO``
-    (as :func:`pseudo_dataset_name`, at tau = ``DATASETS.PSEUDO_SCORE_THRESH``). Lazy: no file is built,
+    (as :func:`pseudo_dataset_name`, at tau = ``DATASETS.PSEUDO_SCORE_THRESH`` and the box-level purification
+    threshold ``DATASETS.PSEUDO_PU_SCORE_THRESH``). Lazy: no file is built,
     listed or read here."""
     register_wild_digits(WildDigitsSpec.from_config(cfg), root=cfg.WILD_DIGITS.ROOT or None)
     register_builtin_pools()
     tau = pseudo_score_thresh(cfg)
     for path in cfg.DATASETS.TRAIN_PSEUDO:
-        register_pseudo_labeled(pseudo_dataset_name(path, tau), path, "", tau, cfg.DATASETS.PSEUDO_KEEP_EMPTY)
+        pu = cfg.DATASETS.PSEUDO_PU_SCORE_THRESH
+        register_pseudo_labeled(pseudo_dataset_name(path, tau, pu), path, "", tau, cfg.DATASETS.PSEUDO_KEEP_EMPTY, pu)

@@ -1,14 +1,9 @@
-import os
-
 import pytest
 
 import pudet  # noqa: F401  (applies pudet.compat)
-from pudet.data.datasets import WildDigitsSpec, build_wild_digits
+from pudet.data.datasets import build_wild_digits
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-# one tiny benchmark for the whole session: every test that needs scenes reads these files
-TINY = WildDigitsSpec(seed=3, num_labeled=12, num_pool=20, num_val=6, pos_fraction=0.4)
+from .helpers import REPO, TINY  # noqa: F401  (REPO and TINY are imported from here by older test modules)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES
 
 from pudet.data.datasets import WildDigitsSpec, build_wild_digits
 
-from .conftest import REPO
+from .helpers import REPO
 
 PROJECT = os.path.join(REPO, "projects", "COCO-ImageNet")
 SPEC = WildDigitsSpec(seed=7, num_labeled=8, num_pool=12, num_val=4, pos_fraction=0.5)
@@ -71,6 +71,7 @@ def run_row(script, tmp_path, *opts, **env):
     return subprocess.run([os.path.join(PROJECT, script), *opts], env=env, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_pu_row_end_to_end_in_miniature(tmp_path):
     write_fake_coco_imagenet(str(tmp_path / "datasets"))

@@ -8,7 +8,7 @@ from detectron2.config import get_cfg
 from pudet import add_pudet_config
 from pudet.config import pseudo_score_thresh
 
-from .conftest import REPO
+from .helpers import REPO
 
 YAMLS = sorted(
     glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True)

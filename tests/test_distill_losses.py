@@ -5,7 +5,7 @@ import pytest
 import torch
 from detectron2.structures import Boxes
 
-from pudet.modeling.distill_losses import hint_loss, imitation_masks, kd_cls_loss, kd_reg_loss
+from pudet.modeling.distill_losses import hint_loss, imitation_masks, kd_cls_loss, kd_reg_loss, teacher_correct
 
 
 def test_hint_loss_by_hand():
@@ -129,3 +129,9 @@ def test_kd_reg_loss_zero_when_student_equals_teacher_or_no_foreground():
     assert loss.item() == 0.0
     loss.backward()
     assert s.grad is not None
+
+
+def test_teacher_correct_is_q_i():
+    # argmax classes 1, 2 (background), 0 against ground truth 1, 0, 0
+    logits = torch.tensor([[0.0, 3.0, 1.0], [0.5, 0.0, 2.0], [4.0, 1.0, 1.0]])
+    assert teacher_correct(logits, torch.tensor([1, 0, 0])).tolist() == [True, False, True]

@@ -1,6 +1,5 @@
 """Pseudo-labels: the file `purify_net.py label` writes, tau at load, category checks, the pseudo-label
 mapper, the student's two-source loader, resume, unreadable images and the diagnostics."""
-import importlib.util
 import itertools
 import json
 import os
@@ -21,23 +20,16 @@ from pudet.data.mappers import InferenceMapper, PseudoLabelMapper
 from pudet.engine.pseudo_label import label_images, merge_pseudo_labels, random_subset
 from pudet.evaluation.pseudo_labels import box_precision_recall, pseudo_label_stats
 
-from .conftest import REPO, TINY
-from .test_pu_select import Crash, CrashAfter
+from .helpers import TINY, WD_CONFIGS, Crash, CrashAfter, load_script, tiny_opts
 
-TEACHER_YAML = os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml")
-
-
-def _tiny_opts(tiny_root):
-    return ["WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.SEED", str(TINY.seed),
-            "WILD_DIGITS.NUM_LABELED", str(TINY.num_labeled), "WILD_DIGITS.NUM_POOL", str(TINY.num_pool),
-            "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction)]
+TEACHER_YAML = os.path.join(WD_CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml")
 
 
 def _cfg(tiny_root, *opts):
     cfg = get_cfg()
     pudet.add_pudet_config(cfg)
     cfg.merge_from_file(TEACHER_YAML)
-    cfg.merge_from_list(_tiny_opts(tiny_root) + list(opts))
+    cfg.merge_from_list(tiny_opts(tiny_root) + list(opts))
     register_datasets(cfg)
     return cfg
 
@@ -53,22 +45,16 @@ def teacher(tiny_benchmark, tiny_root, tmp_path_factory):
     return cfg, path, model
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("purify_net", os.path.join(REPO, "tools", "purify_net.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _label_args(tool, tiny_root, weights, out, *extra):
     return tool.parse_args(["label", "--config-file", TEACHER_YAML, "--weights", weights, "--output-dir", out,
                             "--batch-size", "3", "--chunk-size", "8", "--num-workers", "0", *extra,
-                            *_tiny_opts(tiny_root), "DATALOADER.NUM_WORKERS", "0"])
+                            *tiny_opts(tiny_root), "DATALOADER.NUM_WORKERS", "0"])
 
 
+@pytest.mark.slow
 def test_label_tool_writes_a_coco_file_with_scores(teacher, tiny_root, tmp_path):
     _, weights, _ = teacher
-    tool = _load_tool()
+    tool = load_script("tools", "purify_net.py")
     out = str(tmp_path / "random")
     diagnostics = tool.main(_label_args(tool, tiny_root, weights, out, "--random", "7", "--seed", "1"))
     path = os.path.join(out, "pseudo_labels.json")
@@ -88,7 +74,12 @@ def test_label_tool_writes_a_coco_file_with_scores(teacher, tiny_root, tmp_path)
     rows = {r["tau"]: r for r in diagnostics["taus"]}
     assert set(rows) == {0.5, 0.7, 0.9}
     assert rows[0.5]["boxes"] == sum(a["score"] >= 0.5 for a in raw["annotations"])
-    assert all(0 <= r["recall"] <= 1 for r in rows.values() if r["boxes"])
+    with open(os.path.join(tiny_root, TINY.key(), "pool_truth.json")) as f:
+        truth = json.load(f)
+    for tau, row in rows.items():
+        expected = box_precision_recall(raw, truth, tau)
+        assert (row["precision"], row["recall"]) == pytest.approx((expected["precision"], expected["recall"]),
+                                                                  nan_ok=True)
     for name in ("diagnostics.json", "class_counts.png", "unreadable.tsv"):
         assert os.path.isfile(os.path.join(out, name))
     # the gallery of two label files, side by side

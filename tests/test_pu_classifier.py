@@ -9,8 +9,7 @@ from detectron2.utils.events import EventStorage
 from pudet import add_pudet_config
 from pudet.modeling.pu_classifier import PUClassifier, load_detector_backbone
 
-from .conftest import REPO
-from .test_pu_select import pu_cfg
+from .helpers import REPO, pu_cfg
 
 
 def batch(labels, size=32):

@@ -5,26 +5,14 @@ import os
 import numpy as np
 import pytest
 import torch
-from detectron2.config import get_cfg
 from PIL import Image
 
-from pudet import add_pudet_config
 from pudet.data.mappers import PUDatasetMapper
 from pudet.evaluation.ranking import ranking_metrics
 from pudet.modeling.pu_classifier import PUClassifier
 from pudet.pu import select as sel
 
-from .conftest import REPO
-
-
-def pu_cfg():
-    cfg = get_cfg()
-    add_pudet_config(cfg)
-    cfg.merge_from_file(os.path.join(REPO, "configs", "WildDigits", "pu_R18_nnpu.yaml"))
-    cfg.PU.INPUT_SIZE = 32
-    cfg.PU.INIT_FROM_DETECTOR = ""
-    cfg.PU.PRIOR = 0.3
-    return cfg
+from .helpers import Crash, CrashAfter, pu_cfg
 
 
 @pytest.fixture(scope="module")
@@ -52,26 +40,6 @@ def model():
     m = PUClassifier(pu_cfg())
     m.eval()
     return m
-
-
-class Crash(RuntimeError):
-    pass
-
-
-class CrashAfter:
-    """The model, killed after ``n`` forward calls."""
-
-    def __init__(self, model, n):
-        self.model, self.n = model, n
-
-    def eval(self):
-        self.model.eval()
-
-    def __call__(self, batch):
-        if self.n == 0:
-            raise Crash()
-        self.n -= 1
-        return self.model(batch)
 
 
 def run(model, dicts, out, **kw):

@@ -1,27 +1,26 @@
 """tools/purify_net.py train + select on the tiny benchmark."""
-import importlib.util
 import json
 import os
+import shutil
 
 import pytest
 import torch
+from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog
 
-from .conftest import REPO, TINY
+import pudet
+from pudet.data import register_datasets
+from pudet.data.build import register_pu_splits
+from pudet.engine import purification
+from pudet.evaluation.ranking import ranking_metrics
+from pudet.modeling import load_checkpoint
 
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("purify_net", os.path.join(REPO, "tools", "purify_net.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .helpers import TINY, WD_CONFIGS, load_script, tiny_opts
 
 
 def _opts(tiny_root, out):
     return [
-        "WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.SEED", str(TINY.seed),
-        "WILD_DIGITS.NUM_LABELED", str(TINY.num_labeled), "WILD_DIGITS.NUM_POOL", str(TINY.num_pool),
-        "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction),
-        "PU.INIT_FROM_DETECTOR", "", "PU.INPUT_SIZE", "32", "PU.HOLDOUT_FRACTION", "0.25",
+        *tiny_opts(tiny_root), "PU.INIT_FROM_DETECTOR", "", "PU.INPUT_SIZE", "32", "PU.HOLDOUT_FRACTION", "0.25",
         "SOLVER.IMS_PER_BATCH", "4", "SOLVER.MAX_ITER", "3", "SOLVER.WARMUP_ITERS", "1", "SOLVER.STEPS", "()",
         "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", out,
     ]
@@ -29,13 +28,14 @@ def _opts(tiny_root, out):
 
 @pytest.fixture(scope="module")
 def trained(tiny_benchmark, tiny_root, tmp_path_factory):
-    tool = _load_tool()
+    tool = load_script("tools", "purify_net.py")
     out = str(tmp_path_factory.mktemp("pu"))
     torch.manual_seed(0)
     results = tool.main(tool.parse_args(["train", *_opts(tiny_root, out)]))
     return tool, out, results
 
 
+@pytest.mark.slow
 def test_train_estimates_prior_and_validates(trained):
     _, out, results = trained
     with open(os.path.join(out, "prior.json")) as f:
@@ -48,6 +48,12 @@ def test_train_estimates_prior_and_validates(trained):
     assert os.path.isfile(os.path.join(out, "model_final.pth"))
 
 
+def _pool_truth(tiny_root):
+    with open(os.path.join(tiny_root, TINY.key(), "pool_truth.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.slow
 def test_select_writes_scores_selection_histogram(trained, tiny_root):
     tool, out, _ = trained
     args = tool.parse_args(["select", "--chunk-size", "7", "--batch-size", "3", *_opts(tiny_root, out)])
@@ -61,7 +67,18 @@ def test_select_writes_scores_selection_histogram(trained, tiny_root):
     scores = [im["score"] for im in selected["images"]]
     assert len(scores) == TINY.num_labeled == summary["selected"]  # default K = n_l
     assert scores == sorted(scores, reverse=True)
-    assert summary["unreadable"] == 0 and 0 <= summary["precision@K"] <= 1
+    assert summary["unreadable"] == 0
+    # the summary's ranking metrics, from the selection and the hidden truth
+    truth = {im["id"]: im["positive"] for im in _pool_truth(tiny_root)["images"]}
+    hits = sum(truth[im["image_id"]] for im in selected["images"])
+    assert summary["precision@K"] == pytest.approx(hits / TINY.num_labeled)
+    assert summary["recall@K"] == pytest.approx(hits / sum(truth.values()))
+    # train's validation AUC = the ranking of the held-out pool images by select's scores of the same model
+    holdout = [d["image_id"] for d in DatasetCatalog.get("pu_holdout") if d["pu_label"] == 0]
+    pool_scores = {int(r.split("\t")[0]): float(r.split("\t")[1]) for r in rows[1:]}
+    expected = ranking_metrics([pool_scores[i] for i in holdout], [truth[i] for i in holdout], trained[2]["pu"]["K"])
+    assert trained[2]["pu"]["AUC"] == pytest.approx(100 * expected["AUC"])
+    assert trained[2]["pu"]["precision@K"] == pytest.approx(100 * expected["precision@K"])
     assert os.path.isfile(os.path.join(sel_dir, "score_histogram.png"))
     # a threshold instead of top-K, into another folder, reusing nothing
     # (between the 3rd and 4th scores: a fresh scoring may differ from the first in the last float bits)
@@ -73,13 +90,13 @@ def test_select_writes_scores_selection_histogram(trained, tiny_root):
 
 
 def test_select_without_weights_is_a_clear_error(tiny_root, tmp_path):
-    tool = _load_tool()
+    tool = load_script("tools", "purify_net.py")
     with pytest.raises(FileNotFoundError, match="train it first"):
         tool.main(tool.parse_args(["select", *_opts(tiny_root, str(tmp_path))]))
 
 
 def test_subcommand_required():
-    tool = _load_tool()
+    tool = load_script("tools", "purify_net.py")
     with pytest.raises(SystemExit):
         tool.parse_args(["score"])
 
@@ -88,7 +105,7 @@ def test_select_by_teacher_confidence_writes_the_same_files(tiny_benchmark, tiny
     """U^C from a pseudo-label file of the pool: every hidden positive's best box scores 0.9, one negative's
     0.95, the other negatives have no box (score 0). K = n_l = 12 of 20 (8 positives): the negative, the 8
     positives, then 3 negatives (ties by lowest id). Precision 8/12, recall 1, AUC = 88 right pairs of 96."""
-    tool = _load_tool()
+    tool = load_script("tools", "purify_net.py")
     spec, folder = tiny_benchmark
     with open(os.path.join(folder, "pool_truth.json")) as f:
         truth = json.load(f)
@@ -120,3 +137,47 @@ def test_select_by_teacher_confidence_writes_the_same_files(tiny_benchmark, tiny
     assert [im["image_id"] for im in selected["images"]] == [negatives[-1]] + positives + sorted(negatives[:-1])[:3]
     with pytest.raises(SystemExit):
         tool.parse_args(["select", "--by", "teacher-confidence"])  # needs --pseudo-labels
+
+
+@pytest.mark.slow
+def test_train_resumes_with_the_same_prior(trained, tiny_root, tmp_path, monkeypatch):
+    """PUTrainer --resume continues from the last checkpoint (a copy of the fixture's run) and reuses
+    prior.json instead of estimating the prior again."""
+    tool, out, _ = trained
+    resumed = str(tmp_path / "pu")
+    shutil.copytree(out, resumed, ignore=shutil.ignore_patterns("select", "thr"))
+    with open(os.path.join(resumed, "prior.json")) as f:
+        prior = json.load(f)["prior"]
+    with open(os.path.join(resumed, "last_checkpoint"), "w") as f:
+        f.write("model_final.pth")
+
+    def estimate(*args):
+        raise AssertionError("the prior was estimated again")
+
+    monkeypatch.setattr(purification, "estimate_prior_from_splits", estimate)
+    results = tool.main(tool.parse_args(["train", "--resume", *_opts(tiny_root, resumed), "SOLVER.MAX_ITER", "5"]))
+    with open(os.path.join(resumed, "log.txt")) as f:
+        log = f.read()
+    assert "Starting training from iteration 3" in log
+    assert load_checkpoint(os.path.join(resumed, "model_final.pth"))["iteration"] == 4
+    assert results["prior"]["pi_p"]["used"] == prior and results["pu"]["labeled"] == 3
+
+
+def test_two_pu_configurations_in_one_process(tiny_benchmark, tiny_root):
+    def cfg(prefix, fraction):
+        c = get_cfg()
+        pudet.add_pudet_config(c)
+        c.merge_from_file(os.path.join(WD_CONFIGS, "pu_R18_nnpu.yaml"))
+        c.merge_from_list([*tiny_opts(tiny_root), "PU.SPLITS_PREFIX", prefix, "PU.HOLDOUT_FRACTION", str(fraction)])
+        register_datasets(c)
+        return c
+
+    a = register_pu_splits(cfg("test_a", 0.25))
+    b = register_pu_splits(cfg("test_b", 0.5))
+    assert (a.train_labeled, a.train_unlabeled, a.holdout) == ("test_a_train_labeled", "test_a_train_unlabeled",
+                                                               "test_a_holdout")
+    assert [len(DatasetCatalog.get(n)) for n in (a.train_labeled, a.train_unlabeled, a.holdout)] == [9, 15, 8]
+    assert [len(DatasetCatalog.get(n)) for n in (b.train_labeled, b.train_unlabeled, b.holdout)] == [6, 10, 16]
+    assert register_pu_splits(cfg("test_a", 0.25)) == a  # idempotent
+    with pytest.raises(ValueError, match="set another PU.SPLITS_PREFIX"):
+        register_pu_splits(cfg("test_a", 0.5))

@@ -1,17 +1,11 @@
-import importlib.util
-import os
-
 import pytest
 
-from .conftest import REPO
+from .helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("run_demo", os.path.join(REPO, "projects", "WildDigits", "run_demo.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("projects", "WildDigits", "run_demo.py")
 
 
 def test_claims_are_checked_on_the_rows_ap(demo):

@@ -1,6 +1,5 @@
 """SelfDistillRCNN: the frozen teacher, the losses it returns, errors, and a few-iteration training through
 tools/train_net.py with a teacher of another depth, resume, and the exported plain student."""
-import importlib.util
 import os
 
 import pytest
@@ -14,10 +13,9 @@ from detectron2.utils.events import EventStorage
 
 import pudet
 from pudet.modeling import SelfDistillRCNN, load_checkpoint
+from pudet.modeling.self_distill import _class_deltas
 
-from .conftest import REPO, TINY
-
-WD = os.path.join(REPO, "configs", "WildDigits")
+from .helpers import FEW_ITERATIONS, WD_CONFIGS, load_script, tiny_opts
 
 
 def _cfg(path, *opts):
@@ -42,7 +40,7 @@ def teacher_r34(tmp_path_factory):
     """A config + weights of a ResNet-34 teacher (the student is the benchmark's ResNet-18)."""
     folder = tmp_path_factory.mktemp("teacher_r34")
     cfg_file = folder / "teacher.yaml"
-    cfg_file.write_text(f'_BASE_: "{os.path.join(WD, "Base-WildDigits.yaml")}"\nMODEL:\n  RESNETS:\n    DEPTH: 34\n'
+    cfg_file.write_text(f'_BASE_: "{os.path.join(WD_CONFIGS, "Base-WildDigits.yaml")}"\nMODEL:\n  RESNETS:\n    DEPTH: 34\n'
                         "  FPN:\n    OUT_CHANNELS: 64\n")
     weights = _save_detector(str(cfg_file), str(folder / "teacher.pth"), seed=1)
     return str(cfg_file), weights
@@ -50,7 +48,7 @@ def teacher_r34(tmp_path_factory):
 
 def _student(teacher_r34, *opts):
     cfg_file, weights = teacher_r34
-    cfg = _cfg(os.path.join(WD, "student_R18_FPN_sd.yaml"), "MODEL.PUDET.TEACHER_CONFIG", cfg_file,
+    cfg = _cfg(os.path.join(WD_CONFIGS, "student_R18_FPN_sd.yaml"), "MODEL.PUDET.TEACHER_CONFIG", cfg_file,
                "MODEL.PUDET.TEACHER_WEIGHTS", weights, *opts)
     torch.manual_seed(0)
     return build_model(cfg)
@@ -116,7 +114,7 @@ def test_switches_and_weights(teacher_r34):
 
 def test_inference_is_the_students(teacher_r34):
     model = _student(teacher_r34).eval()
-    plain = GeneralizedRCNN(_cfg(os.path.join(WD, "Base-WildDigits.yaml")))
+    plain = GeneralizedRCNN(_cfg(os.path.join(WD_CONFIGS, "Base-WildDigits.yaml")))
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("adapters.")})
     plain.eval()
     batch = _batch()
@@ -139,33 +137,19 @@ def test_teacher_errors(teacher_r34, tmp_path):
         _student((cfg_file, three), "MODEL.ROI_HEADS.NUM_CLASSES", "3")
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _train_args(tiny_root, out, teacher, *extra, opts=()):
     cfg_file, weights = teacher
     opts = [
-        "WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.SEED", str(TINY.seed),
-        "WILD_DIGITS.NUM_LABELED", str(TINY.num_labeled), "WILD_DIGITS.NUM_POOL", str(TINY.num_pool),
-        "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction),
-        "MODEL.PUDET.TEACHER_CONFIG", cfg_file, "MODEL.PUDET.TEACHER_WEIGHTS", weights,
-        "SOLVER.IMS_PER_BATCH", "2", "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "()",
-        # a few-iteration detector scores every box low: keep them all, so that COCO AP is defined (not NaN),
-        # at a lr that a 2-image batch from random weights does not blow up (the benchmark's 0.04 can)
-        "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "SOLVER.BASE_LR", "0.01",
-        "SOLVER.MAX_ITER", "3", "SOLVER.CHECKPOINT_PERIOD", "100", "DATALOADER.NUM_WORKERS", "0", "SEED", "0",
-        "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out, *opts,
+        *tiny_opts(tiny_root), "MODEL.PUDET.TEACHER_CONFIG", cfg_file, "MODEL.PUDET.TEACHER_WEIGHTS", weights,
+        *FEW_ITERATIONS, "SOLVER.MAX_ITER", "3", "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out, *opts,
     ]
     return default_argument_parser().parse_args(
-        ["--config-file", os.path.join(WD, "student_R18_FPN_sd.yaml"), *extra, *opts])
+        ["--config-file", os.path.join(WD_CONFIGS, "student_R18_FPN_sd.yaml"), *extra, *opts])
 
 
+@pytest.mark.slow
 def test_train_resume_export(tiny_benchmark, tiny_root, teacher_r34, tmp_path):
-    tool = _load_tool("train_net")
+    tool = load_script("tools", "train_net.py")
     out = str(tmp_path / "student")
     teacher_before = load_checkpoint(teacher_r34[1])["model"]
     torch.manual_seed(0)
@@ -199,7 +183,7 @@ def test_train_resume_export(tiny_benchmark, tiny_root, teacher_r34, tmp_path):
     assert all(torch.equal(teacher_before[k], teacher_after[k]) for k in teacher_before)
 
     # the final student, written by the trainer, loads into a plain GeneralizedRCNN with no missing key
-    plain = GeneralizedRCNN(_cfg(os.path.join(WD, "Base-WildDigits.yaml")))
+    plain = GeneralizedRCNN(_cfg(os.path.join(WD_CONFIGS, "Base-WildDigits.yaml")))
     student = load_checkpoint(os.path.join(out, "model_final_student.pth"))["model"]
     result = plain.load_state_dict(student, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
@@ -207,15 +191,37 @@ def test_train_resume_export(tiny_benchmark, tiny_root, teacher_r34, tmp_path):
                        resumed["model"]["backbone.bottom_up.stem.conv1.weight"])
     # tools/export_student.py converts any training checkpoint the same way
     exported = str(tmp_path / "exported.pth")
-    _load_tool("export_student").main([os.path.join(out, "model_final.pth"), exported])
+    load_script("tools", "export_student.py").main([os.path.join(out, "model_final.pth"), exported])
     result = plain.load_state_dict(load_checkpoint(exported)["model"], strict=True)
     assert not result.missing_keys and not result.unexpected_keys
 
 
-def test_identity_adapters_give_zero_hint_for_a_student_equal_to_its_teacher(tmp_path):
-    cfg_file = os.path.join(WD, "Base-WildDigits.yaml")
+def test_class_deltas_picks_each_proposals_class():
+    deltas = torch.arange(3 * 12, dtype=torch.float32).view(3, 12)  # R = 3 proposals, K = 3 classes, 4 each
+    picked = _class_deltas(deltas, torch.tensor([2, 0, 1]))
+    assert picked.tolist() == [[8, 9, 10, 11], [12, 13, 14, 15], [28, 29, 30, 31]]
+    agnostic = torch.arange(3 * 4, dtype=torch.float32).view(3, 4)
+    assert torch.equal(_class_deltas(agnostic, torch.tensor([2, 0, 1])), agnostic)
+
+
+def test_student_equal_to_its_teacher_has_zero_distillation_losses(tmp_path):
+    """Every term on: identity adapters give L_hint = 0; the same box head on the same features and the
+    teacher's proposals gives the same logits (L_kdc = KL(p || p) = 0) and deltas (L_kdr = 0)."""
+    cfg_file = os.path.join(WD_CONFIGS, "Base-WildDigits.yaml")
     weights = _save_detector(cfg_file, str(tmp_path / "teacher.pth"), seed=3)
-    cfg = _cfg(os.path.join(WD, "student_R18_FPN_sd.yaml"), "MODEL.PUDET.TEACHER_WEIGHTS", weights,
+    model = build_model(_cfg(os.path.join(WD_CONFIGS, "student_R18_FPN_sd.yaml"), "MODEL.PUDET.TEACHER_WEIGHTS", weights))
+    DetectionCheckpointer(model).load(weights)
+    model.train()
+    with EventStorage():
+        losses = model(_batch())
+    assert {k: losses[k].item() for k in ("loss_hint", "loss_kdc", "loss_kdr")} == pytest.approx(
+        {"loss_hint": 0.0, "loss_kdc": 0.0, "loss_kdr": 0.0}, abs=1e-6)
+
+
+def test_identity_adapters_give_zero_hint_for_a_student_equal_to_its_teacher(tmp_path):
+    cfg_file = os.path.join(WD_CONFIGS, "Base-WildDigits.yaml")
+    weights = _save_detector(cfg_file, str(tmp_path / "teacher.pth"), seed=3)
+    cfg = _cfg(os.path.join(WD_CONFIGS, "student_R18_FPN_sd.yaml"), "MODEL.PUDET.TEACHER_WEIGHTS", weights,
                "MODEL.PUDET.KDC_ON", "False", "MODEL.PUDET.KDR_ON", "False")
     model = build_model(cfg)
     DetectionCheckpointer(model).load(weights)  # MODEL.WEIGHTS = the teacher: the student starts equal to it

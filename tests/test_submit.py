@@ -1,6 +1,5 @@
 """tools/submit.py without a cluster: the sbatch script it would submit, each node's command (launch flags from
 SLURM's environment, --resume for training), and a job run through submitit's debug executor."""
-import importlib.util
 import json
 import os
 import sys
@@ -8,14 +7,11 @@ import sys
 import pytest
 import submitit
 
-from .conftest import REPO
+from .helpers import REPO, load_script
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("submit", os.path.join(REPO, "tools", "submit.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools", "submit.py")
 
 
 def _slurm_env(monkeypatch, node):

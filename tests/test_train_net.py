@@ -1,5 +1,4 @@
 """A few-iteration teacher training + COCO evaluation through tools/train_net.py, on the tiny benchmark."""
-import importlib.util
 import json
 import math
 import os
@@ -8,26 +7,14 @@ import pytest
 import torch
 from detectron2.engine import default_argument_parser
 
-from .conftest import REPO, TINY
+from .helpers import FEW_ITERATIONS, TINY, load_script, tiny_opts
 
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("train_net", os.path.join(REPO, "tools", "train_net.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+pytestmark = pytest.mark.slow
 
 
 def _args(tiny_root, out, *extra, opts=()):
     opts = [
-        "WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.SEED", str(TINY.seed),
-        "WILD_DIGITS.NUM_LABELED", str(TINY.num_labeled), "WILD_DIGITS.NUM_POOL", str(TINY.num_pool),
-        "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction),
-        "SOLVER.IMS_PER_BATCH", "2", "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "()",
-        # a few-iteration detector scores every box low: keep them all, so that COCO AP is defined (not NaN),
-        # at a lr that a 2-image batch from random weights does not blow up (the benchmark's 0.04 can)
-        "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "SOLVER.BASE_LR", "0.01",
-        "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "100", "DATALOADER.NUM_WORKERS", "0", "SEED", "0",
+        *tiny_opts(tiny_root), *FEW_ITERATIONS, "SOLVER.MAX_ITER", "4",
         "DATASETS.TEST", "('wild_digits_val', 'wild_digits_pool')", "OUTPUT_DIR", out, *opts,
     ]
     return default_argument_parser().parse_args([*extra, *opts])
@@ -35,7 +22,7 @@ def _args(tiny_root, out, *extra, opts=()):
 
 @pytest.fixture(scope="module")
 def trained(tiny_benchmark, tiny_root, tmp_path_factory):
-    tool = _load_tool()
+    tool = load_script("tools", "train_net.py")
     out = str(tmp_path_factory.mktemp("teacher"))
     torch.manual_seed(0)
     results = tool.main(_args(tiny_root, out))

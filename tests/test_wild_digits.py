@@ -9,7 +9,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from pudet.data.datasets import WildDigitsSpec, build_wild_digits, register_wild_digits
 
-from .conftest import TINY
+from .helpers import TINY
 
 
 def _digest(folder):

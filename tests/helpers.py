@@ -1,0 +1,71 @@
+"""What several test modules share: the repository root, the session's tiny benchmark and its config
+overrides, loading a tool script as a module, a small PU classifier config, and a model killed mid-run."""
+import importlib.util
+import os
+
+from detectron2.config import get_cfg
+
+from pudet import add_pudet_config
+from pudet.data.datasets import WildDigitsSpec
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WD_CONFIGS = os.path.join(REPO, "configs", "WildDigits")
+
+# one tiny benchmark for the whole session: every test that needs scenes reads these files
+TINY = WildDigitsSpec(seed=3, num_labeled=12, num_pool=20, num_val=6, pos_fraction=0.4)
+
+# few-iteration detector trainings: a few-iteration detector scores every box low, so keep them all (COCO AP
+# is then defined, not NaN), at a lr that a 2-image batch from random weights does not blow up (the
+# benchmark's 0.04 can)
+FEW_ITERATIONS = [
+    "SOLVER.IMS_PER_BATCH", "2", "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "()",
+    "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "SOLVER.BASE_LR", "0.01",
+    "SOLVER.CHECKPOINT_PERIOD", "100", "DATALOADER.NUM_WORKERS", "0", "SEED", "0",
+]
+
+
+def tiny_opts(tiny_root):
+    """Config overrides that make a tool use the session's tiny benchmark (built under ``tiny_root``)."""
+    return ["WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.SEED", str(TINY.seed),
+            "WILD_DIGITS.NUM_LABELED", str(TINY.num_labeled), "WILD_DIGITS.NUM_POOL", str(TINY.num_pool),
+            "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction)]
+
+
+def load_script(*path):
+    """The script at ``REPO/<path>`` (e.g. ``"tools", "purify_net.py"``) imported as a module."""
+    name = os.path.splitext(path[-1])[0]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, *path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pu_cfg():
+    """The benchmark's PU classifier config on 32x32 inputs, randomly initialised, prior 0.3."""
+    cfg = get_cfg()
+    add_pudet_config(cfg)
+    cfg.merge_from_file(os.path.join(WD_CONFIGS, "pu_R18_nnpu.yaml"))
+    cfg.PU.INPUT_SIZE = 32
+    cfg.PU.INIT_FROM_DETECTOR = ""
+    cfg.PU.PRIOR = 0.3
+    return cfg
+
+
+class Crash(RuntimeError):
+    pass
+
+
+class CrashAfter:
+    """The model, killed (raising :class:`Crash`) after ``n`` forward calls."""
+
+    def __init__(self, model, n):
+        self.model, self.n = model, n
+
+    def eval(self):
+        self.model.eval()
+
+    def __call__(self, batch):
+        if self.n == 0:
+            raise Crash()
+        self.n -= 1
+        return self.model(batch)

@@ -1,4 +1,3 @@
-import importlib.util
 import os
 import subprocess
 import sys
@@ -8,7 +7,7 @@ import pytest
 
 from pudet import compat
 
-from .conftest import REPO
+from .helpers import REPO, load_script
 
 
 def test_stand_in_matches_installed_variant():
@@ -66,10 +65,7 @@ def test_coco_evaluator_runs_a_fast_implementation_on_every_build(tiny_benchmark
 
 
 def _benchmark_tool():
-    spec = importlib.util.spec_from_file_location("benchmark", os.path.join(REPO, "tools", "benchmark.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools", "benchmark.py")
 
 
 def test_fast_cocoeval_gives_pycocotools_ap_table():

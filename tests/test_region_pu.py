@@ -25,7 +25,7 @@ from pudet.modeling.region_pu import RegionPUHead, masked_max
 from pudet.pu.prior import bbe_prior
 from pudet.pu.region import Bags, HeadSchedule, cross_fit_scores, score_bags, train_region_head
 
-from .conftest import REPO, TINY
+from .helpers import TINY, WD_CONFIGS, load_script, tiny_opts
 
 
 def test_masked_max_by_hand():
@@ -145,12 +145,9 @@ def test_object_crop_zooms_on_the_object(tmp_path):
 def _region_cfg(tiny_root, out, detector):
     cfg = get_cfg()
     add_pudet_config(cfg)
-    cfg.merge_from_file(os.path.join(REPO, "configs", "WildDigits", "pu_R18_region.yaml"))
+    cfg.merge_from_file(os.path.join(WD_CONFIGS, "pu_R18_region.yaml"))
     cfg.merge_from_list([
-        "WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.SEED", str(TINY.seed),
-        "WILD_DIGITS.NUM_LABELED", str(TINY.num_labeled), "WILD_DIGITS.NUM_POOL", str(TINY.num_pool),
-        "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction),
-        "PU.INIT_FROM_DETECTOR", detector, "PU.HOLDOUT_FRACTION", "0.25", "PU.REGION.TOPK", "4",
+        *tiny_opts(tiny_root), "PU.INIT_FROM_DETECTOR", detector, "PU.HOLDOUT_FRACTION", "0.25", "PU.REGION.TOPK", "4",
         "PU.REGION.ITERS", "20", "PU.REGION.BATCH_BAGS", "4", "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", out,
     ])
     register_datasets(cfg)
@@ -161,7 +158,7 @@ def _region_cfg(tiny_root, out, detector):
 def detector(tmp_path_factory):
     cfg = get_cfg()
     add_pudet_config(cfg)
-    cfg.merge_from_file(os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml"))
+    cfg.merge_from_file(os.path.join(WD_CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml"))
     torch.manual_seed(0)
     path = str(tmp_path_factory.mktemp("det") / "model_final.pth")
     torch.save({"model": GeneralizedRCNN(cfg).state_dict()}, path)
@@ -225,14 +222,9 @@ def test_train_select_and_rerun(tiny_benchmark, tiny_root, detector, tmp_path):
 
 
 def test_purify_net_train_and_select_with_the_region_head(tiny_benchmark, tiny_root, detector, tmp_path):
-    from .test_purify_net import _load_tool
-
-    tool = _load_tool()
+    tool = load_script("tools", "purify_net.py")
     out = str(tmp_path / "pu")
-    opts = ["--config-file", os.path.join(REPO, "configs", "WildDigits", "pu_R18_region.yaml"),
-            "WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.SEED", str(TINY.seed),
-            "WILD_DIGITS.NUM_LABELED", str(TINY.num_labeled), "WILD_DIGITS.NUM_POOL", str(TINY.num_pool),
-            "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction),
+    opts = ["--config-file", os.path.join(WD_CONFIGS, "pu_R18_region.yaml"), *tiny_opts(tiny_root),
             "PU.INIT_FROM_DETECTOR", detector, "PU.HOLDOUT_FRACTION", "0.25", "PU.REGION.TOPK", "4",
             "PU.REGION.ITERS", "10", "PU.REGION.BATCH_BAGS", "4", "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", out]
     results = tool.main(tool.parse_args(["train", *opts]))

@@ -1,4 +1,4 @@
-# The README's two commands: `make demo` and `make test`. Both install first (idempotent).
+# The README's two commands: `make demo` and `make test`. Both install first (idempotent). `make lint`: ruff.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +6,7 @@ STAMP := $(VENV)/.pudet-installed
 DEMO_OUT ?= output/demo
 DEMO_ARGS ?=
 
-.PHONY: install demo test clean
+.PHONY: install demo test lint clean
 
 install: $(STAMP)
 
@@ -20,6 +20,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+lint: install
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(VENV) output

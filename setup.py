@@ -22,5 +22,5 @@ setup(
         "tqdm",
         "submitit",  # tools/submit.py (SLURM)
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "ruff"]},
 )

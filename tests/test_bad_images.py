@@ -1,5 +1,4 @@
 """Images in the wild: each kind is decoded correctly or refused with a reason."""
-import os
 
 import numpy as np
 import pytest

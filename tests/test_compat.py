@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 
@@ -7,7 +6,7 @@ import pytest
 
 from pudet import compat
 
-from .helpers import REPO, load_script
+from .helpers import load_script
 
 
 def test_stand_in_matches_installed_variant():

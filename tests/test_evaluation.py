@@ -32,8 +32,9 @@ def test_pool_truth_evaluator_against_hand_counts(tiny_benchmark):
         if im["positive"]:
             # exactly the hidden boxes, with the right classes, plus one low-score box (not counted)
             anns = [a for a in truth["annotations"] if a["image_id"] == im["id"]]
-            boxes = [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns]
-            inst = _instances(boxes + [[0, 0, 5, 5]], [0.9] * len(anns) + [0.3], [a["category_id"] - 1 for a in anns] + [0], size)
+            boxes = [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)]
+            inst = _instances(boxes + [[0, 0, 5, 5]], [0.9] * len(anns) + [0.3],
+                              [a["category_id"] - 1 for a in anns] + [0], size)
             n_pos += len(anns)
         else:
             # two confident false positives on every negative scene

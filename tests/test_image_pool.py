@@ -53,7 +53,8 @@ def test_listing_cache_is_reused_until_refresh(pool_dir, tmp_path):
 
 def test_list_file(tmp_path, pool_dir):
     list_file = tmp_path / "pool.txt"
-    list_file.write_text(f"# a comment\nimagenet/train/n01440764/n01440764_0.JPEG\n\n{pool_dir}/n01443537/deeper/x.png\n")
+    list_file.write_text("# a comment\nimagenet/train/n01440764/n01440764_0.JPEG\n\n"
+                         f"{pool_dir}/n01443537/deeper/x.png\n")
     assert list_pool_images(str(list_file)) == [
         os.path.join(pool_dir, "n01440764", "n01440764_0.JPEG"),
         os.path.join(pool_dir, "n01443537", "deeper", "x.png"),

@@ -153,7 +153,8 @@ def _write_pseudo(path, pool, categories=None):
     images = [{"id": d["image_id"], "file_name": d["file_name"], "height": 128, "width": 128} for d in pool[:3]]
     boxes = [(0, 0.3, 1), (0, 0.95, 2), (1, 0.6, 3), (2, 0.2, 1)]
     annotations = [{"id": k + 1, "image_id": images[i]["id"], "bbox": [10.0, 20.0, 30.0, 40.0], "area": 1200.0,
-                    "category_id": categories[c - 1]["id"], "score": s, "iscrowd": 0} for k, (i, s, c) in enumerate(boxes)]
+                    "category_id": categories[c - 1]["id"], "score": s, "iscrowd": 0}
+                   for k, (i, s, c) in enumerate(boxes)]
     with open(path, "w") as f:
         json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
     return path

@@ -292,7 +292,8 @@ def test_pseudo_boxes_dropped_by_region_pu_score(tmp_path):
                        {"id": 2, "file_name": "b.jpg", "height": 10, "width": 10}],
             "annotations": [{"id": i + 1, "image_id": img, "bbox": [0, 0, 5, 5], "area": 25, "category_id": 1,
                              "score": s, "pu_score": p, "iscrowd": 0}
-                            for i, (img, s, p) in enumerate([(1, 0.9, 1.5), (1, 0.8, -0.5), (2, 0.95, -2.0), (2, 0.3, 3.0)])],
+                            for i, (img, s, p) in enumerate([(1, 0.9, 1.5), (1, 0.8, -0.5), (2, 0.95, -2.0),
+                                                             (2, 0.3, 3.0)])],
             "categories": [{"id": 1, "name": "digit 0"}]}
     path = str(tmp_path / "pseudo.json")
     with open(path, "w") as f:

@@ -40,8 +40,8 @@ def teacher_r34(tmp_path_factory):
     """A config + weights of a ResNet-34 teacher (the student is the benchmark's ResNet-18)."""
     folder = tmp_path_factory.mktemp("teacher_r34")
     cfg_file = folder / "teacher.yaml"
-    cfg_file.write_text(f'_BASE_: "{os.path.join(WD_CONFIGS, "Base-WildDigits.yaml")}"\nMODEL:\n  RESNETS:\n    DEPTH: 34\n'
-                        "  FPN:\n    OUT_CHANNELS: 64\n")
+    base = os.path.join(WD_CONFIGS, "Base-WildDigits.yaml")
+    cfg_file.write_text(f'_BASE_: "{base}"\nMODEL:\n  RESNETS:\n    DEPTH: 34\n  FPN:\n    OUT_CHANNELS: 64\n')
     weights = _save_detector(str(cfg_file), str(folder / "teacher.pth"), seed=1)
     return str(cfg_file), weights
 
@@ -209,7 +209,8 @@ def test_student_equal_to_its_teacher_has_zero_distillation_losses(tmp_path):
     teacher's proposals gives the same logits (L_kdc = KL(p || p) = 0) and deltas (L_kdr = 0)."""
     cfg_file = os.path.join(WD_CONFIGS, "Base-WildDigits.yaml")
     weights = _save_detector(cfg_file, str(tmp_path / "teacher.pth"), seed=3)
-    model = build_model(_cfg(os.path.join(WD_CONFIGS, "student_R18_FPN_sd.yaml"), "MODEL.PUDET.TEACHER_WEIGHTS", weights))
+    cfg = _cfg(os.path.join(WD_CONFIGS, "student_R18_FPN_sd.yaml"), "MODEL.PUDET.TEACHER_WEIGHTS", weights)
+    model = build_model(cfg)
     DetectionCheckpointer(model).load(weights)
     model.train()
     with EventStorage():

@@ -36,8 +36,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import pudet  # noqa: E402  (applies pudet.compat before detectron2 is used)
+
+# isort: split
 import numpy as np  # noqa: E402
-import pudet  # noqa: E402
 import torch  # noqa: E402
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
@@ -296,7 +298,8 @@ def bench_coco_eval(args):
             for name, s, stats, ap in results]
     print(tabulate(rows, headers=["implementation", "s", "speed-up", "AP", "AP50", "max diff of the 12 summary APs",
                                   "max diff of per-class AP", "same AP table"], tablefmt="github"))
-    print("(differences in AP points against pycocotools; 'same AP table': equal as detectron2 prints them, 3 decimals)")
+    print("(differences in AP points against pycocotools; "
+          "'same AP table': equal as detectron2 prints them, 3 decimals)")
 
 
 def same_table(stats, per_class, other_stats, other_per_class):

@@ -29,6 +29,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import pudet  # noqa: E402  (applies pudet.compat before detectron2 is used)
+
+# isort: split
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.data import DatasetCatalog  # noqa: E402
@@ -166,7 +168,8 @@ def print_selection(summary, out):
 def label(args):
     cfg = setup(args)
     if not os.path.isfile(args.weights):
-        raise FileNotFoundError(f"teacher weights {args.weights} not found: train it with tools/train_net.py or pass --weights")
+        raise FileNotFoundError(
+            f"teacher weights {args.weights} not found: train it with tools/train_net.py or pass --weights")
     if args.selection:
         dicts = selection_dicts(args.selection)
         with open(args.selection) as f:
@@ -235,13 +238,15 @@ def parse_args(argv=None):
         raise SystemExit(__doc__ + "\nerror: the first argument must be 'train', 'select', 'label' or 'gallery'")
     command, rest = argv[0], argv[1:]
     if command == "gallery":
-        parser = argparse.ArgumentParser(prog="purify_net.py gallery", description="Figure 3: pseudo-labels side by side")
-        parser.add_argument("files", nargs="+", help="pseudo-label files (one column each)")
-        parser.add_argument("--titles", nargs="+", default=None, help="column titles (default: the files' folders)")
-        parser.add_argument("--output", default="gallery.png", help="PNG to write (default: %(default)s)")
-        parser.add_argument("--tau", type=float, default=0.5, help="draw boxes scoring at least this (default: %(default)s)")
-        parser.add_argument("--num-images", type=int, default=6, help="images per column (default: %(default)s)")
-        parser.add_argument("--seed", type=int, default=0, help="which images are drawn (default: %(default)s)")
+        parser = argparse.ArgumentParser(prog="purify_net.py gallery",
+                                         description="Figure 3: pseudo-labels side by side")
+        add = parser.add_argument
+        add("files", nargs="+", help="pseudo-label files (one column each)")
+        add("--titles", nargs="+", default=None, help="column titles (default: the files' folders)")
+        add("--output", default="gallery.png", help="PNG to write (default: %(default)s)")
+        add("--tau", type=float, default=0.5, help="draw boxes scoring at least this (default: %(default)s)")
+        add("--num-images", type=int, default=6, help="images per column (default: %(default)s)")
+        add("--seed", type=int, default=0, help="which images are drawn (default: %(default)s)")
         args = parser.parse_args(rest)
         if args.titles and len(args.titles) != len(args.files):
             parser.error("give one title per file")
@@ -249,40 +254,44 @@ def parse_args(argv=None):
         return args
     parser = default_argument_parser()
     parser.prog = f"purify_net.py {command}"
+    add = parser.add_argument
     if command == "label":
-        parser.add_argument("--weights", default="", help="teacher checkpoint (default: the teacher config's OUTPUT_DIR/model_final.pth)")
+        add("--weights", default="",
+            help="teacher checkpoint (default: the teacher config's OUTPUT_DIR/model_final.pth)")
         source = parser.add_mutually_exclusive_group()
         source.add_argument("--selection", default="", help="a selected.json written by 'select' (U^P, U^C)")
-        source.add_argument("--dataset", default="", help="a registered unlabeled dataset (default: PU.UNLABELED_DATASETS[0])")
-        parser.add_argument("--random", type=int, default=0, help="label K random images of the dataset (U^R)")
-        parser.add_argument("--seed", type=int, default=0, help="seed of --random (default: %(default)s)")
-        parser.add_argument("--output-dir", default="", help="where the pseudo-labels go (default: OUTPUT_DIR/pseudo_labels)")
-        parser.add_argument("--pu-weights", default="", help="a region PU head (PU.HEAD region, trained on this "
-                            "teacher): each pseudo-box also gets its region PU score, for box-level purification")
-        parser.add_argument("--pu-thresh", type=float, default=0.0, help="the region PU score the diagnostics "
-                            "report box-level purification at (default: %(default)s, the classifier's boundary)")
-        parser.add_argument("--min-score", type=float, default=0.05, help="score floor of kept detections (default: %(default)s)")
-        parser.add_argument("--taus", type=float, nargs="+", default=[0.5, 0.7, 0.9], help="thresholds to report (default: %(default)s)")
-        parser.add_argument("--batch-size", type=int, default=8, help="images per forward (default: %(default)s)")
-        parser.add_argument("--chunk-size", type=int, default=1024, help="images per resumable chunk (default: %(default)s)")
-        parser.add_argument("--num-workers", type=int, default=None, help="loader workers (default: DATALOADER.NUM_WORKERS)")
+        source.add_argument("--dataset", default="",
+                            help="a registered unlabeled dataset (default: PU.UNLABELED_DATASETS[0])")
+        add("--random", type=int, default=0, help="label K random images of the dataset (U^R)")
+        add("--seed", type=int, default=0, help="seed of --random (default: %(default)s)")
+        add("--output-dir", default="", help="where the pseudo-labels go (default: OUTPUT_DIR/pseudo_labels)")
+        add("--pu-weights", default="", help="a region PU head (PU.HEAD region, trained on this teacher): each "
+            "pseudo-box also gets its region PU score, for box-level purification")
+        add("--pu-thresh", type=float, default=0.0, help="the region PU score the diagnostics report box-level "
+            "purification at (default: %(default)s, the classifier's boundary)")
+        add("--min-score", type=float, default=0.05, help="score floor of kept detections (default: %(default)s)")
+        add("--taus", type=float, nargs="+", default=[0.5, 0.7, 0.9],
+            help="thresholds to report (default: %(default)s)")
+        add("--batch-size", type=int, default=8, help="images per forward (default: %(default)s)")
+        add("--chunk-size", type=int, default=1024, help="images per resumable chunk (default: %(default)s)")
+        add("--num-workers", type=int, default=None, help="loader workers (default: DATALOADER.NUM_WORKERS)")
     if command == "select":
-        parser.add_argument("--weights", default="", help="PU classifier checkpoint (default: OUTPUT_DIR/model_final.pth)")
-        parser.add_argument("--dataset", default="", help="registered pool to score (default: PU.UNLABELED_DATASETS[0])")
-        parser.add_argument("--by", choices=("pu", "teacher-confidence"), default="pu",
-                            help="pu: the PU classifier scores the pool (U^P); teacher-confidence: each image's best "
-                                 "box in --pseudo-labels (U^C) (default: %(default)s)")
-        parser.add_argument("--pseudo-labels", default="",
-                            help="with --by teacher-confidence: a pseudo-label file of the whole pool ('label')")
-        parser.add_argument("--output-dir", default="",
-                            help="where scores and the selection go (default: OUTPUT_DIR/select, or "
-                                 "OUTPUT_DIR/select_confidence with --by teacher-confidence)")
+        add("--weights", default="", help="PU classifier checkpoint (default: OUTPUT_DIR/model_final.pth)")
+        add("--dataset", default="", help="registered pool to score (default: PU.UNLABELED_DATASETS[0])")
+        add("--by", choices=("pu", "teacher-confidence"), default="pu",
+            help="pu: the PU classifier scores the pool (U^P); teacher-confidence: each image's best box in "
+                 "--pseudo-labels (U^C) (default: %(default)s)")
+        add("--pseudo-labels", default="",
+            help="with --by teacher-confidence: a pseudo-label file of the whole pool ('label')")
+        add("--output-dir", default="", help="where scores and the selection go (default: OUTPUT_DIR/select, or "
+            "OUTPUT_DIR/select_confidence with --by teacher-confidence)")
         group = parser.add_mutually_exclusive_group()
-        group.add_argument("--topk", type=int, default=None, help="keep the K best images (default: n_l, the labeled set's size)")
+        group.add_argument("--topk", type=int, default=None,
+                           help="keep the K best images (default: n_l, the labeled set's size)")
         group.add_argument("--threshold", type=float, default=None, help="keep every image scoring at least this")
-        parser.add_argument("--batch-size", type=int, default=32, help="images per forward (default: %(default)s)")
-        parser.add_argument("--chunk-size", type=int, default=4096, help="images per resumable chunk (default: %(default)s)")
-        parser.add_argument("--num-workers", type=int, default=None, help="loader workers (default: DATALOADER.NUM_WORKERS)")
+        add("--batch-size", type=int, default=32, help="images per forward (default: %(default)s)")
+        add("--chunk-size", type=int, default=4096, help="images per resumable chunk (default: %(default)s)")
+        add("--num-workers", type=int, default=None, help="loader workers (default: DATALOADER.NUM_WORKERS)")
     args = parser.parse_args(rest)
     if command == "label" and args.random and args.selection:
         parser.error("--random draws from a dataset, not from a --selection")

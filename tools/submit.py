@@ -123,7 +123,8 @@ def parse_args(argv=None):
     p.add_argument("--log-dir", default=os.path.join("output", "slurm"), help="(default: %(default)s)")
     p.add_argument("--max-requeues", type=int, default=20, help="requeues after timeouts; preemptions do not "
                    "count (default: %(default)s)")
-    p.add_argument("--dry-run", action="store_true", help="print the sbatch script and node 0's command; submit nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the sbatch script and node 0's command; submit nothing")
     args = p.parse_args(argv[:split])
     args.tool = tool_argv(argv[split + 1:])
     if args.nodes < 1 or args.gpus_per_node < 1:

@@ -56,7 +56,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-dir", default="output/demo", help="where every stage writes (default: %(default)s)")
     p.add_argument("--stage", choices=list(STAGES), default=None, help="run this stage only (default: all, in order)")
-    p.add_argument("--seed", type=int, default=0, help="benchmark seed, also of U^R and training (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="benchmark seed, also of U^R and training (default: %(default)s)")
     p.add_argument("--num-labeled", type=int, default=400, help="labeled scenes in L (default: %(default)s)")
     p.add_argument("--num-pool", type=int, default=2000, help="scenes in the pool U (default: %(default)s)")
     p.add_argument("--num-val", type=int, default=300, help="validation scenes (default: %(default)s)")
@@ -155,7 +156,8 @@ def stage_label(args, p):
     _label(args, p, "random", "--dataset", "wild_digits_pool", "--random", str(args.num_labeled),
            "--seed", str(args.seed))
     step(p, "select_confidence", os.path.join(p["select_confidence"], "selected.json"), "purify_net.py",
-         "select", "--by", "teacher-confidence", "--pseudo-labels", os.path.join(p["labels"], "pool", "pseudo_labels.json"),
+         "select", "--by", "teacher-confidence",
+         "--pseudo-labels", os.path.join(p["labels"], "pool", "pseudo_labels.json"),
          "--output-dir", p["select_confidence"], "--config-file", PU_YAML, *benchmark_opts(args))
     _label(args, p, "confidence", "--selection", os.path.join(p["select_confidence"], "selected.json"))
 
@@ -229,10 +231,12 @@ def stage_report(args, p):
     prior = read_json(os.path.join(p["pu"], "prior.json"))
 
     run([sys.executable, os.path.join(TOOLS, "purify_net.py"), "gallery",
-         os.path.join(p["labels"], "random", "pseudo_labels.json"), os.path.join(p["labels"], "pu", "pseudo_labels.json"),
+         os.path.join(p["labels"], "random", "pseudo_labels.json"),
+         os.path.join(p["labels"], "pu", "pseudo_labels.json"),
          "--titles", "random (U^R)", "PU-selected (U^P)", "--output", os.path.join(args.output_dir, "gallery.png"),
          "--seed", str(args.seed)], os.path.join(p["logs"], "gallery.log"))
-    shutil.copyfile(os.path.join(p["select"], "score_histogram.png"), os.path.join(args.output_dir, "score_histogram.png"))
+    shutil.copyfile(os.path.join(p["select"], "score_histogram.png"),
+                    os.path.join(args.output_dir, "score_histogram.png"))
 
     table = tabulate(rows, headers=headers, tablefmt="github", floatfmt=".1f")
     claims = check_claims(student_ap)

@@ -222,8 +222,10 @@ class ObjectCropMapper:
         view = cv2.warpAffine(image, m, (self.size, self.size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REFLECT).astype(np.float32)
         angle = rng.uniform(0, 2 * np.pi)
-        ramp = (np.cos(angle) * np.arange(self.size)[None, :] + np.sin(angle) * np.arange(self.size)[:, None]) / self.size
-        view = view * rng.uniform(0.7, 1.3, size=3) + rng.uniform(-30, 30, size=3) + ramp[..., None] * rng.uniform(-50, 50, size=3)
+        steps = np.arange(self.size)
+        ramp = (np.cos(angle) * steps[None, :] + np.sin(angle) * steps[:, None]) / self.size
+        view = (view * rng.uniform(0.7, 1.3, size=3) + rng.uniform(-30, 30, size=3)
+                + ramp[..., None] * rng.uniform(-50, 50, size=3))
         view = np.clip(view, 0, 255).astype(np.uint8)
         return {**out, "height": self.size, "width": self.size,
                 "image": torch.as_tensor(np.ascontiguousarray(view.transpose(2, 0, 1)))}

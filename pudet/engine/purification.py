@@ -59,9 +59,9 @@ def estimate_prior_from_splits(cfg, model, batch_size: int = 32) -> dict:
 
 def resolve_prior(cfg):
     """``cfg`` with ``PU.PRIOR`` resolved: as given when > 0; when -1, the estimate of
-    :func:`estimate_prior_from_splits` on the PU classifier ``PUTrainer.build_model(cfg)`` builds, computed once on rank 0 and kept in
-    ``OUTPUT_DIR/prior.json`` so that ``--resume`` and the other ranks use the same value. Returns a frozen
-    clone (``cfg`` itself is not changed)."""
+    :func:`estimate_prior_from_splits` on the PU classifier ``PUTrainer.build_model(cfg)`` builds, computed
+    once on rank 0 and kept in ``OUTPUT_DIR/prior.json`` so that ``--resume`` and the other ranks use the same
+    value. Returns a frozen clone (``cfg`` itself is not changed)."""
     if cfg.PU.PRIOR > 0:
         return cfg
     path = os.path.join(cfg.OUTPUT_DIR, "prior.json")

@@ -189,7 +189,8 @@ def score_pool_regions(cfg, weights: str, dataset: str, *, feature_dir: str, ran
         raise ValueError(f"{weights} was trained on regions at scales {info['scales']}, top {info['topk']}; the "
                          f"config asks for {list(extractor.scales)}, top {extractor.topk} (PU.REGION.SCALES/TOPK)")
     if head.in_dim != extractor.feature_dim:
-        raise ValueError(f"{weights} scores {head.in_dim}-d region features; this detector gives {extractor.feature_dim}")
+        raise ValueError(f"{weights} scores {head.in_dim}-d region features; "
+                         f"this detector gives {extractor.feature_dim}")
     kwargs = {"feature_dir": feature_dir, "rank": rank, "world_size": world_size, "num_workers": num_workers}
     pool, bad = region_bags(cfg, extractor, dataset, **kwargs)
     positive = Bags.concat(positive_bags(cfg, extractor, **kwargs))

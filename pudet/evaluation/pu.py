@@ -29,7 +29,8 @@ def heldout_metrics(pos_scores, unl_scores, unl_ids, *, prior: float, k_fraction
     if len(pos) and len(unl):
         _, risk = nnpu_risk(pos, unl, prior, loss=loss)
         positive_part, negative_part = pu_risk_parts(pos, unl, prior, loss)
-        res.update({"nnPU risk": risk.item(), "positive part": positive_part.item(), "negative part": negative_part.item()})
+        res.update({"nnPU risk": risk.item(), "positive part": positive_part.item(),
+                    "negative part": negative_part.item()})
     if truth is not None and len(unl):
         k = int(round(k_fraction * len(unl)))
         metrics = ranking_metrics(unl.numpy(), [truth[int(i)] for i in unl_ids], k)

@@ -5,5 +5,5 @@ from .checkpoint import load_checkpoint
 from .pu_classifier import PUClassifier, load_detector_backbone
 from .self_distill import SelfDistillRCNN, build_teacher, export_student, student_state_dict
 
-__all__ = ["PUClassifier", "SelfDistillRCNN", "build_basic_resnet_backbone", "build_basic_resnet_fpn_backbone", "build_teacher", "export_student", "load_checkpoint",
-           "load_detector_backbone", "student_state_dict"]
+__all__ = ["PUClassifier", "SelfDistillRCNN", "build_basic_resnet_backbone", "build_basic_resnet_fpn_backbone",
+           "build_teacher", "export_student", "load_checkpoint", "load_detector_backbone", "student_state_dict"]

@@ -22,12 +22,14 @@ def build_basic_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
     and double per stage."""
     r = cfg.MODEL.RESNETS
     if r.DEPTH not in _BLOCKS:
-        raise ValueError(f"build_basic_resnet_backbone builds ResNet-18/34 (BasicBlock); MODEL.RESNETS.DEPTH is {r.DEPTH}")
+        raise ValueError("build_basic_resnet_backbone builds ResNet-18/34 (BasicBlock); "
+                         f"MODEL.RESNETS.DEPTH is {r.DEPTH}")
     stem = BasicStem(in_channels=input_shape.channels, out_channels=r.STEM_OUT_CHANNELS, norm=r.NORM)
     stages, in_channels, out_channels = [], r.STEM_OUT_CHANNELS, r.RES2_OUT_CHANNELS
     for idx, num_blocks in enumerate(_BLOCKS[r.DEPTH]):
         stages.append(ResNet.make_stage(
-            block_class=BasicBlock, num_blocks=num_blocks, stride_per_block=[1 if idx == 0 else 2] + [1] * (num_blocks - 1),
+            block_class=BasicBlock, num_blocks=num_blocks,
+            stride_per_block=[1 if idx == 0 else 2] + [1] * (num_blocks - 1),
             in_channels=in_channels, out_channels=out_channels, norm=r.NORM,
         ))
         in_channels, out_channels = out_channels, out_channels * 2

@@ -134,7 +134,8 @@ class PUClassifier(nn.Module):
         ``{"unreadable": reason}`` instead."""
         readable = [x for x in batched_inputs if "unreadable" not in x]
         scores = iter(self.scores(readable)) if readable else iter(())
-        return [{"unreadable": x["unreadable"]} if "unreadable" in x else {"pu_score": next(scores)} for x in batched_inputs]
+        return [{"unreadable": x["unreadable"]} if "unreadable" in x else {"pu_score": next(scores)}
+                for x in batched_inputs]
 
 
 def load_detector_backbone(model: PUClassifier, checkpoint_path: str) -> None:
@@ -151,7 +152,8 @@ def load_detector_backbone(model: PUClassifier, checkpoint_path: str) -> None:
     else:
         mapped = {k: v for k, v in weights.items() if k.startswith(plain_prefix)}
     if not mapped:
-        raise ValueError(f"{checkpoint_path} holds no backbone weights (no 'backbone.bottom_up.*' or 'backbone.*' keys)")
+        raise ValueError(f"{checkpoint_path} holds no backbone weights "
+                         "(no 'backbone.bottom_up.*' or 'backbone.*' keys)")
     mismatched = [k for k, v in mapped.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
     if mismatched:
         raise ValueError(f"{checkpoint_path}: backbone shapes differ from the PU classifier's for {mismatched[:5]}")

@@ -45,8 +45,9 @@ def load_teacher_weights(teacher: nn.Module, path: str) -> None:
     try:
         weights = load_checkpoint(path)["model"]
     except FileNotFoundError as e:
-        raise FileNotFoundError(f"teacher weights '{path}' not found (MODEL.PUDET.TEACHER_WEIGHTS): train the "
-                                "teacher with tools/train_net.py first and point this key at its model_final.pth") from e
+        raise FileNotFoundError(
+            f"teacher weights '{path}' not found (MODEL.PUDET.TEACHER_WEIGHTS): train the teacher with "
+            "tools/train_net.py first and point this key at its model_final.pth") from e
     own = teacher.state_dict()
     missing = [k for k in own if k not in weights]
     mismatched = [f"{k}: checkpoint {tuple(weights[k].shape)} vs teacher model {tuple(own[k].shape)}"

@@ -102,5 +102,6 @@ def pn_risk(pos_scores: torch.Tensor, unl_scores: torch.Tensor, prior: float, *,
             loss: str = "sigmoid") -> Tuple[torch.Tensor, torch.Tensor]:
     """PN risk (Eq. 4) with the unlabeled samples taken as negatives: the naive baseline."""
     _check(pos_scores, unl_scores, prior)
-    risk = prior * surrogate_loss(pos_scores, +1, loss).mean() + (1 - prior) * surrogate_loss(unl_scores, -1, loss).mean()
+    risk = (prior * surrogate_loss(pos_scores, +1, loss).mean()
+            + (1 - prior) * surrogate_loss(unl_scores, -1, loss).mean())
     return risk, risk

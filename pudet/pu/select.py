@@ -120,7 +120,8 @@ def write_scores(path: str, ids, scores, file_names: Dict[int, str], positive: O
 
 def write_selection(path: str, ids, scores, chosen, file_names: Dict[int, str], summary: dict):
     """U^P as json: ``{"summary": ..., "images": [{"file_name", "image_id", "score"}, ...]}``, best first."""
-    images = [{"file_name": file_names[int(ids[j])], "image_id": int(ids[j]), "score": float(scores[j])} for j in chosen]
+    images = [{"file_name": file_names[int(ids[j])], "image_id": int(ids[j]), "score": float(scores[j])}
+              for j in chosen]
     atomic_write(path, lambda f: json.dump({"summary": summary, "images": images}, f, indent=1))
 
 

@@ -250,3 +250,40 @@ def test_no_teacher_proposal_gives_zero_box_distillation(teacher_r34):
     assert losses["loss_kdc"].requires_grad and losses["loss_kdr"].requires_grad
     assert q_fraction == 0.0
     sum(losses.values()).backward()
+
+
+def test_box_head_on_the_proposals_that_count_changes_no_loss_or_gradient(teacher_r34):
+    """The student's box head runs only on the teacher proposals with q_i = 1 or in the foreground (the others
+    enter neither L_kdc nor L_kdr): same losses and gradients as running it on every proposal."""
+    results = []
+    for subset in (False, True):
+        model = _student(teacher_r34).train()
+        if not subset:
+            model._box_head_mixes_proposals = lambda: True  # the path a box head with batch norm takes
+        torch.manual_seed(7)
+        with EventStorage():
+            losses = model(_batch())
+        (losses["loss_kdc"] + losses["loss_kdr"]).backward()
+        grads = {n: p.grad.clone() for n, p in model.roi_heads.named_parameters() if p.grad is not None}
+        results.append((losses, grads))
+    (full, full_grads), (subset, subset_grads) = results
+    assert full["loss_kdc"].item() > 0 and full["loss_kdr"].item() > 0
+    for key in ("loss_kdc", "loss_kdr", "loss_cls", "loss_hint"):
+        assert subset[key].item() == pytest.approx(full[key].item(), rel=1e-5)
+    assert set(subset_grads) == set(full_grads) and full_grads
+    for name in full_grads:
+        assert torch.allclose(subset_grads[name], full_grads[name], rtol=1e-4, atol=1e-7), name
+
+
+def test_teacher_reuses_the_students_images_when_it_would_preprocess_them_alike(teacher_r34, tmp_path):
+    assert _student(teacher_r34)._same_preprocessing()
+    cfg_file, _ = teacher_r34
+    other = tmp_path / "teacher_std.yaml"
+    other.write_text(f'_BASE_: "{cfg_file}"\nMODEL:\n  PIXEL_STD: [32.0, 32.0, 32.0]\n')
+    weights = _save_detector(str(other), str(tmp_path / "teacher_std.pth"))
+    cfg = _cfg(os.path.join(WD_CONFIGS, "student_R18_FPN_sd.yaml"), "MODEL.PUDET.TEACHER_CONFIG", str(other),
+               "MODEL.PUDET.TEACHER_WEIGHTS", weights)
+    model = build_model(cfg).train()
+    assert not model._same_preprocessing()
+    with EventStorage():
+        assert torch.isfinite(model(_batch())["loss_hint"])

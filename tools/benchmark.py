@@ -13,7 +13,11 @@ measurements, never timed tests).
       once per image on the same files.
   tools/benchmark.py distill [--steps S] [--batch-size B] [--teacher-weights W]
       a SelfDistillRCNN training step (student + frozen teacher + hint/kdc/kdr) over a plain detectron2
-      GeneralizedRCNN step of the same student on the same batches.
+      GeneralizedRCNN step of the same student on the same batches (medians; the two step in turn).
+  tools/benchmark.py costs [--steps S] [--batch-size B]
+      per-image CPU seconds of the COCO + ImageNet passes at the paper's sizes (R50 models, random weights):
+      decoding an ImageNet-sized JPEG for select and for label, PU scoring and a PU training step at 224, the
+      R50-FPN teacher's inference at 800x1067 (the cost model of projects/COCO-ImageNet/README.md).
   tools/benchmark.py coco-eval [--images N] [--classes K]
       COCO box evaluation (evaluate + accumulate + summarize) of a synthetic detection set shaped like COCO
       val (default 5000 images, 80 classes): pycocotools' Python COCOeval, faster-coco-eval's C++ COCOeval
@@ -29,6 +33,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -205,26 +210,34 @@ def bench_distill(args):
         dicts = DatasetCatalog.get("wild_digits_train")
         batches = [[mapper(d) for d in dicts[i * args.batch_size: (i + 1) * args.batch_size]]
                    for i in range(args.steps + 1)]
-        times = {}
-        for name, cfg in (("plain detectron2 GeneralizedRCNN", plain_cfg), ("SelfDistillRCNN", student_cfg)):
+        # both models step on each batch in turn, and the medians are compared: on a machine shared with other
+        # jobs, a change of load then slows both alike instead of one run
+        models = {}
+        for name, cfg in (("plain", plain_cfg), ("distill", student_cfg)):
             torch.manual_seed(0)
             model = build_model(cfg).train()
-            optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
-            with EventStorage():
-                for i, batch in enumerate(batches):
-                    if i == 1:  # the first step is a warm-up
-                        start = time.perf_counter()
+            models[name] = (model, torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9))
+        times = {name: [] for name in models}
+        q_fractions = []
+        with EventStorage() as storage:
+            for i, batch in enumerate(batches):
+                for name, (model, optimizer) in models.items():
+                    start = time.perf_counter()
                     losses = model(batch)
                     optimizer.zero_grad()
                     sum(losses.values()).backward()
                     optimizer.step()
-            times[name] = (time.perf_counter() - start) / args.steps
+                    if i > 0:  # the first step is a warm-up
+                        times[name].append(time.perf_counter() - start)
+                q_fractions.append(storage.latest()["distill/q_fraction"][0])
+        plain, distill = statistics.median(times["plain"]), statistics.median(times["distill"])
     finally:
         if tmp:
             shutil.rmtree(tmp)
-    plain, distill = times["plain detectron2 GeneralizedRCNN"], times["SelfDistillRCNN"]
-    print(f"distill: R18-FPN student (and R18-FPN teacher), {args.batch_size} images of 128x128 per step, "
-          f"{args.steps} timed steps; {machine()}")
+    teacher = "from " + weights if tmp is None else "randomly initialised"
+    print(f"distill: R18-FPN student (and R18-FPN teacher {teacher}, q_fraction "
+          f"{statistics.mean(q_fractions):.2f}), {args.batch_size} images of 128x128 per step, "
+          f"median of {args.steps} steps of each, interleaved; {machine()}")
     print(tabulate([["plain detectron2 step (same student, same batches)", f"{plain:.3f}"],
                     ["self-distillation step (hint + kdc + kdr)", f"{distill:.3f}"],
                     ["ratio self-distillation / plain", f"{distill / plain:.2f}"]],
@@ -310,6 +323,74 @@ def same_table(stats, per_class, other_stats, other_per_class):
     return table(stats, per_class) == table(other_stats, other_per_class)
 
 
+def _cpu_seconds_per_image(step, images_per_step, steps):
+    """Median CPU time (all threads of this process) and wall time of ``step()`` per image, after a warm-up."""
+    step()
+    cpu, wall = [], []
+    for _ in range(steps):
+        c, w = time.process_time(), time.perf_counter()
+        step()
+        cpu.append((time.process_time() - c) / images_per_step)
+        wall.append((time.perf_counter() - w) / images_per_step)
+    return statistics.median(cpu), statistics.median(wall)
+
+
+def bench_costs(args):
+    """Per-image costs of the COCO + ImageNet recipe's passes at the paper's sizes (R50 models, random weights:
+    the cost does not depend on them), in CPU seconds: the cost model of projects/COCO-ImageNet/README.md."""
+    import cv2
+
+    torch.manual_seed(0)
+    rows = []
+    tmp = tempfile.mkdtemp(prefix="bench_costs_")
+    try:
+        # an ImageNet-like JPEG: 500x375 (the commonest ImageNet size), quality 90, with texture
+        rng = np.random.default_rng(0)
+        base = cv2.resize(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), (500, 375), interpolation=cv2.INTER_CUBIC)
+        noisy = np.clip(base.astype(np.int16) + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8)
+        path = os.path.join(tmp, "n0000000_0.JPEG")
+        cv2.imwrite(path, noisy, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        pu_cfg = get_cfg()
+        pudet.add_pudet_config(pu_cfg)
+        pu_cfg.merge_from_file(os.path.join(REPO, "configs", "PU", "pu_R50_coco_imagenet.yaml"))
+        pu_cfg.merge_from_list(["MODEL.DEVICE", "cpu", "PU.INIT_FROM_DETECTOR", ""])
+        det_cfg = get_cfg()
+        pudet.add_pudet_config(det_cfg)
+        det_cfg.merge_from_file(os.path.join(REPO, "configs", "COCO", "faster_rcnn_R_50_FPN_1x_teacher.yaml"))
+        det_cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
+        pu_mapper, det_mapper = PUDatasetMapper(pu_cfg, False), InferenceMapper(det_cfg)
+        d = {"file_name": path, "image_id": 0}
+        rows.append(["decode + resize a 500x375 JPEG to 224x224 (select's mapper)",
+                     *_cpu_seconds_per_image(lambda: pu_mapper(d), 1, args.steps * 10)])
+        rows.append(["decode + resize a 500x375 JPEG to 800x1067 (label's mapper)",
+                     *_cpu_seconds_per_image(lambda: det_mapper(d), 1, args.steps * 10)])
+
+        pu = build_model(pu_cfg).eval()
+        batch = [{"image": torch.randint(0, 256, (3, 224, 224), dtype=torch.uint8)} for _ in range(args.batch_size)]
+        with torch.no_grad():
+            rows.append([f"PU scoring, R50 at 224, batch {args.batch_size} (select)",
+                         *_cpu_seconds_per_image(lambda: pu.scores(batch), args.batch_size, args.steps)])
+        pu.train()
+
+        def pu_step():
+            images = pu.preprocess_image(batch).tensor
+            pu.backbone(images)["res5"].mean().backward()
+
+        rows.append([f"PU training step, R50 at 224, forward + backward, batch {args.batch_size}",
+                     *_cpu_seconds_per_image(pu_step, args.batch_size, args.steps)])
+
+        det = build_model(det_cfg).eval()
+        image = det_mapper(d)
+        with torch.no_grad():
+            rows.append(["pseudo-labelling, R50-FPN Faster R-CNN at 800x1067, batch 1 (label)",
+                         *_cpu_seconds_per_image(lambda: det([image]), 1, args.steps)])
+    finally:
+        shutil.rmtree(tmp)
+    print(f"costs: per image, CPU seconds (this process's threads together) and wall seconds; {machine()}")
+    print(tabulate([[name, f"{c:.4f}", f"{w:.4f}"] for name, c, w in rows],
+                   headers=["", "CPU s/image", "wall s/image"], tablefmt="github"))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -336,8 +417,11 @@ def main(argv=None):
     c.add_argument("--images", type=int, default=5000)
     c.add_argument("--classes", type=int, default=80)
     c.add_argument("--seed", type=int, default=0)
+    costs = sub.add_parser("costs", help="per-image costs of the COCO + ImageNet passes (R50, the paper's sizes)")
+    costs.add_argument("--steps", type=int, default=5)
+    costs.add_argument("--batch-size", type=int, default=16)
     args = p.parse_args(argv)
-    {"select": bench_select, "select-memory": bench_select_memory, "_select-peak": _select_peak,
+    {"costs": bench_costs, "select": bench_select, "select-memory": bench_select_memory, "_select-peak": _select_peak,
      "label": bench_label, "distill": bench_distill, "coco-eval": bench_coco_eval}[args.command](args)
 
 

@@ -67,16 +67,17 @@ def imitation_masks(anchors: Sequence[Boxes], gt_boxes: Sequence[Boxes], feature
         num_cell = len(level_anchors) // (h * w)
         if num_cell * h * w != len(level_anchors):
             raise ValueError(f"{len(level_anchors)} anchors do not tile a {h}x{w} feature map")
-        per_image = []
-        for boxes in gt_boxes:
-            if len(boxes) == 0:
-                per_image.append(torch.zeros(h, w, dtype=torch.bool, device=level_anchors.device))
-                continue
-            iou = pairwise_iou(boxes.to(level_anchors.device), level_anchors)  # (G, H*W*A)
-            best = iou.max(dim=1, keepdim=True).values  # (G, 1)
-            keep = ((iou > psi * best) & (iou > 0)).any(dim=0)  # (H*W*A,)
-            per_image.append(keep.view(h, w, num_cell).any(dim=2))
-        masks.append(torch.stack(per_image))
+        # every image's boxes at once: G = all the batch's boxes, image[g] = the image of box g
+        device = level_anchors.device
+        boxes = Boxes.cat([b.to(device) for b in gt_boxes])
+        image = torch.repeat_interleave(torch.arange(len(gt_boxes), device=device),
+                                        torch.tensor([len(b) for b in gt_boxes], device=device, dtype=torch.long))
+        iou = pairwise_iou(boxes, level_anchors)  # (G, H*W*A)
+        best = iou.max(dim=1, keepdim=True).values  # (G, 1)
+        keep = ((iou > psi * best) & (iou > 0)).to(torch.int32)  # (G, H*W*A)
+        hits = torch.zeros(len(gt_boxes), len(level_anchors), dtype=torch.int32, device=device)
+        hits.index_add_(0, image, keep)
+        masks.append((hits > 0).view(len(gt_boxes), h, w, num_cell).any(dim=3))  # (N, H, W)
     return masks
 
 

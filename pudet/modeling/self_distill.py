@@ -174,7 +174,7 @@ class SelfDistillRCNN(GeneralizedRCNN):
 
         teacher = self.teacher
         with torch.no_grad():
-            t_images = teacher.preprocess_image(batched_inputs)
+            t_images = images if self._same_preprocessing() else teacher.preprocess_image(batched_inputs)
             t_features = teacher.backbone(t_images.tensor)
         if self.hint_on:
             losses["loss_hint"] = self.hint_weight * self._hint_loss(features, t_features, gt_instances)
@@ -185,6 +185,15 @@ class SelfDistillRCNN(GeneralizedRCNN):
             if self.kdr_on:
                 losses["loss_kdr"] = self.kd_weight * kdr
         return losses
+
+    def _same_preprocessing(self) -> bool:
+        """Whether the teacher's ``preprocess_image`` would give the student's images (same normalisation and
+        padding): the teacher then reuses them."""
+        t = self.teacher
+        return (torch.equal(t.pixel_mean, self.pixel_mean) and torch.equal(t.pixel_std, self.pixel_std)
+                and t.backbone.size_divisibility == self.backbone.size_divisibility
+                and getattr(t.backbone, "padding_constraints", None)
+                == getattr(self.backbone, "padding_constraints", None))
 
     def _hint_loss(self, features, t_features, gt_instances):
         """L_hint (Eq. 11) on the RPN's levels, masked by the imitation regions of the ground-truth boxes."""
@@ -217,24 +226,37 @@ class SelfDistillRCNN(GeneralizedRCNN):
             t_logits, t_deltas = t_heads.box_predictor(
                 t_heads.box_head(t_heads.box_pooler([t_features[f] for f in t_heads.box_in_features], boxes))
             )
-        s_logits, s_deltas = heads.box_predictor(
-            heads.box_head(heads.box_pooler([features[f] for f in heads.box_in_features], boxes))
-        )
         gt_classes = cat([p.gt_classes for p in sampled])  # (R,), K = background
         num_classes = heads.num_classes
         fg = (gt_classes >= 0) & (gt_classes < num_classes)
+        q = teacher_correct(t_logits, gt_classes)  # (R,)
+        # only the proposals with q_i = 1 (L_kdc) or in the foreground (L_kdr) enter a loss: the student's box
+        # head runs on those alone, which changes no loss (each proposal's box features are its own; not so
+        # with a batch norm in the box head, which then sees them all)
+        used = torch.ones_like(q) if self._box_head_mixes_proposals() else (
+            (q if self.kdc_on else torch.zeros_like(q)) | (fg if self.kdr_on else torch.zeros_like(fg)))
+        per_image = used.split([len(p) for p in sampled])
+        s_logits, s_deltas = heads.box_predictor(
+            heads.box_head(heads.box_pooler([features[f] for f in heads.box_in_features],
+                                            [b[u] for b, u in zip(boxes, per_image)]))
+        )
         transform = heads.box_predictor.box2box_transform
         gt_deltas = cat([
             transform.get_deltas(p.proposal_boxes.tensor, p.gt_boxes.tensor) if p.has("gt_boxes")
             else torch.zeros(len(p), 4, device=self.device)
             for p in sampled
         ])  # (R, 4)
-        classes = gt_classes.clamp(0, num_classes - 1)
-        q_fraction = teacher_correct(t_logits, gt_classes).float().mean().item() if len(gt_classes) else 0.0
-        get_event_storage().put_scalar("distill/q_fraction", q_fraction)
-        kdc = kd_cls_loss(s_logits, t_logits, gt_classes, self.temperature)
-        kdr = kd_reg_loss(_class_deltas(s_deltas, classes), _class_deltas(t_deltas, classes), gt_deltas, fg)
+        classes = gt_classes.clamp(0, num_classes - 1)[used]
+        get_event_storage().put_scalar("distill/q_fraction", q.float().mean().item() if len(q) else 0.0)
+        kdc = kd_cls_loss(s_logits, t_logits[used], gt_classes[used], self.temperature)
+        kdr = kd_reg_loss(_class_deltas(s_deltas, classes), _class_deltas(t_deltas[used], classes), gt_deltas[used],
+                          fg[used])
         return kdc, kdr
+
+    def _box_head_mixes_proposals(self) -> bool:
+        """Whether a proposal's box-head output depends on the other proposals (a batch norm in training)."""
+        return self.training and any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+                                     for m in self.roi_heads.box_head.modules())
 
 
 def _class_deltas(deltas: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

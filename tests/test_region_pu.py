@@ -187,6 +187,7 @@ def test_extractor_bags_match_the_detector(tiny_benchmark, tiny_root, detector, 
     torch.testing.assert_close(probs, torch.ones(8))
 
 
+@pytest.mark.slow
 def test_train_select_and_rerun(tiny_benchmark, tiny_root, detector, tmp_path):
     cfg = _region_cfg(tiny_root, str(tmp_path), detector)
     results = train_region_pu(cfg)
@@ -221,6 +222,7 @@ def test_train_select_and_rerun(tiny_benchmark, tiny_root, detector, tmp_path):
     assert rows[-1]["precision@K"] == pytest.approx(100 * n_pos / TINY.num_pool)
 
 
+@pytest.mark.slow
 def test_purify_net_train_and_select_with_the_region_head(tiny_benchmark, tiny_root, detector, tmp_path):
     tool = load_script("tools", "purify_net.py")
     out = str(tmp_path / "pu")

@@ -24,18 +24,39 @@ def add_pudet_config(cfg):
     # side of the square scenes, in pixels
     _C.WILD_DIGITS.IMAGE_SIZE = 128
     # number of labeled scenes in L (all positive, every known digit boxed)
-    _C.WILD_DIGITS.NUM_LABELED = 400
+    _C.WILD_DIGITS.NUM_LABELED = 200
     # number of scenes in the unlabeled pool U
     _C.WILD_DIGITS.NUM_POOL = 2000
     # number of validation scenes (positive, drawn from handwriting that L and U never use)
     _C.WILD_DIGITS.NUM_VAL = 300
-    # fraction pi_p of positive scenes (holding known digits) in U; the rest hold only unknown digits and clutter
+    # fraction pi_p of positive scenes (holding known digits) in U; the rest hold only unknown things and clutter
     _C.WILD_DIGITS.POS_FRACTION = 0.25
-    # fraction of pool scenes drawn object-centric (1-2 large digits on a coloured gradient: the web-image
+    # fraction of pool scenes drawn object-centric (1-2 large objects on a coloured gradient: the web-image
     # look of ImageNet), positives and negatives alike; the other pool scenes look like L's
     _C.WILD_DIGITS.OBJECT_CENTRIC_FRACTION = 0.5
+    # fraction of the other scenes (L, val, the rest of the pool) drawn as close-ups of 1-2 large objects
+    _C.WILD_DIGITS.LARGE_FRACTION = 0.2
+    # the unknown things' families, as weights: printed letters and symbols, shapes, unknown digits (most of
+    # ImageNet's pictures show other kinds of things than COCO's classes)
+    _C.WILD_DIGITS.UNKNOWN_MIX = [0.55, 0.25, 0.20]
     # the digit classes the detector is taught; the other digits appear only as unlabeled "things in the wild"
     _C.WILD_DIGITS.KNOWN_CLASSES = [0, 1, 2, 3, 4]
+    # The benchmark's own "ImageNet pretraining" (pudet.engine.pretrain): the detector's bottom-up ResNet
+    # pretrained on classifying crops of every glyph class (digits, letters, symbols, shapes), built once and
+    # cached beside the benchmark under a hash of these keys and the backbone's architecture
+    _C.WILD_DIGITS.PRETRAIN = CN()
+    # tools/train_net.py starts from it (sets MODEL.WEIGHTS) when MODEL.WEIGHTS is ""
+    _C.WILD_DIGITS.PRETRAIN.ENABLED = False
+    # seed of the crops and of the training
+    _C.WILD_DIGITS.PRETRAIN.SEED = 0
+    # number of distinct crops (drawn again each epoch) and their side in pixels
+    _C.WILD_DIGITS.PRETRAIN.NUM_IMAGES = 20000
+    _C.WILD_DIGITS.PRETRAIN.CROP_SIZE = 48
+    # SGD with momentum 0.9, linear warmup then cosine decay
+    _C.WILD_DIGITS.PRETRAIN.ITERS = 1200
+    _C.WILD_DIGITS.PRETRAIN.BATCH_SIZE = 64
+    _C.WILD_DIGITS.PRETRAIN.BASE_LR = 0.1
+    _C.WILD_DIGITS.PRETRAIN.WEIGHT_DECAY = 0.0001
 
     # The PU classifier N_pu (pudet.modeling.pu_classifier) and its training/selection (tools/purify_net.py).
     _C.PU = CN()

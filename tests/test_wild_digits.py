@@ -118,6 +118,9 @@ def test_registration_builds_nothing(tmp_path):
         {"pos_fraction": 0.0},
         {"num_pool": 0},
         {"image_size": 16},
+        {"large_fraction": 1.5},
+        {"unknown_mix": (0.0, 0.0, 0.0)},
+        {"unknown_mix": (1.0, 1.0)},
     ],
 )
 def test_spec_rejects_bad_values(bad):
@@ -126,7 +129,7 @@ def test_spec_rejects_bad_values(bad):
 
 
 def test_negative_scenes_differ_from_positive(tiny_benchmark):
-    # the pool's negatives are real scenes too (texture, unknown digits, clutter), not blank canvases
+    # the pool's negatives are real scenes too (texture, unknown things, clutter), not blank canvases
     spec, folder = tiny_benchmark
     with open(os.path.join(folder, "pool_truth.json")) as f:
         images = json.load(f)["images"]
@@ -142,7 +145,7 @@ def test_pool_marks_object_centric_scenes(tiny_benchmark):
         truth = json.load(f)
     flags = [im["object_centric"] for im in truth["images"]]
     assert spec.object_centric_fraction == 0.5 and 0 < sum(flags) < len(flags)
-    # object-centric scenes draw their known digits larger (36-60 px against 10-40 px)
+    # object-centric scenes draw their known digits larger (36-60 px against mostly 10-40 px)
     heights = {im["id"]: [] for im in truth["images"]}
     for a in truth["annotations"]:
         heights[a["image_id"]].append(a["bbox"][3])
@@ -151,3 +154,32 @@ def test_pool_marks_object_centric_scenes(tiny_benchmark):
     assert centric and plain and sum(centric) / len(centric) > sum(plain) / len(plain)
     with pytest.raises(ValueError, match="object_centric_fraction"):
         WildDigitsSpec(object_centric_fraction=1.5)
+
+
+def test_unknown_things_follow_the_mix(tiny_benchmark):
+    from pudet.data.datasets.glyphs import GlyphBank
+    from pudet.data.datasets.wild_digits import _SceneRenderer
+
+    bank = GlyphBank()
+    for mix, family in (((1, 0, 0), "char"), ((0, 1, 0), "shape"), ((0, 0, 1), "digit")):
+        renderer = _SceneRenderer(WildDigitsSpec(unknown_mix=mix), bank, held_out=False)
+        things = [o for i in range(20) for o in renderer._objects(np.random.default_rng(i), False, False)]
+        assert things and {f for f, _ in things} == {family}
+        if family == "digit":
+            assert {i for _, i in things} <= {5, 6, 7, 8, 9}
+    renderer = _SceneRenderer(WildDigitsSpec(), bank, held_out=False)
+    things = [o for i in range(300) for o in renderer._objects(np.random.default_rng(i), False, False)]
+    share = {f: sum(t == f for t, _ in things) / len(things) for f in ("char", "shape", "digit")}
+    assert abs(share["char"] - 0.55) < 0.06 and abs(share["shape"] - 0.25) < 0.06 and abs(share["digit"] - 0.2) < 0.06
+    # a positive close-up starts with a known digit
+    assert all(renderer._objects(np.random.default_rng(i), True, True)[0][1] in range(5) for i in range(20))
+
+
+def test_labeled_close_ups_hold_large_digits(tmp_path):
+    heights = {}
+    for large in (0.0, 1.0):
+        spec = WildDigitsSpec(seed=1, num_labeled=8, num_pool=2, num_val=2, large_fraction=large)
+        with open(os.path.join(build_wild_digits(spec, str(tmp_path)), "train.json")) as f:
+            heights[large] = [a["bbox"][3] for a in json.load(f)["annotations"]]
+    assert max(heights[0.0]) < 46  # digit_size (10, 40), rotated up to 15 degrees
+    assert min(heights[1.0]) > 30 and np.mean(heights[1.0]) > np.mean(heights[0.0]) + 15

@@ -24,7 +24,7 @@ from detectron2.engine import default_argument_parser, default_setup, launch  # 
 from detectron2.utils import comm  # noqa: E402
 
 from pudet.data import register_datasets  # noqa: E402
-from pudet.engine import DetectionTrainer  # noqa: E402
+from pudet.engine import DetectionTrainer, resolve_pretrained_weights  # noqa: E402
 from pudet.evaluation import results_table, save_results  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(
@@ -38,6 +38,7 @@ def setup(args):
     pudet.add_pudet_config(cfg)
     cfg.merge_from_file(args.config_file or DEFAULT_CONFIG)
     cfg.merge_from_list(args.opts)
+    resolve_pretrained_weights(cfg)  # the benchmark's glyph-pretrained backbone, when WILD_DIGITS.PRETRAIN.ENABLED
     cfg.freeze()
     default_setup(cfg, args)
     register_datasets(cfg)

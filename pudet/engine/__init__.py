@@ -1,3 +1,4 @@
+from .pretrain import GlyphPretrainSpec, pretrained_backbone, resolve_pretrained_weights
 from .trainers import DetectionTrainer, PUTrainer
 
-__all__ = ["DetectionTrainer", "PUTrainer"]
+__all__ = ["DetectionTrainer", "GlyphPretrainSpec", "PUTrainer", "pretrained_backbone", "resolve_pretrained_weights"]

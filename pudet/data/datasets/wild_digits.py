@@ -1,19 +1,24 @@
 """The built-in wild-digits benchmark: a miniature of COCO (labeled) + ImageNet (unlabeled, in the wild).
 
-Built deterministically from scikit-learn's bundled handwritten digits (1797 8x8 glyphs), so it needs
-no download. Every scene is a textured, noisy canvas with digits drawn at random sizes, rotations and
-contrasts, plus clutter (scribbles, rings, bars, blobs). The digit classes are split into *known*
-classes (the detector's categories) and *unknown* ones (things it was never taught).
+Built deterministically from scikit-learn's bundled handwritten digits and the DejaVu fonts matplotlib
+ships (:mod:`pudet.data.datasets.glyphs`), so it needs no download. Every scene is a textured, noisy canvas
+with objects drawn at random sizes, rotations and contrasts, plus clutter strokes. Some digit classes are
+*known* (the detector's categories); every other object is an *unknown* thing the detector is never taught:
+mostly other kinds of things (printed letters and symbols, shapes) and some unknown digits, as most of
+ImageNet's pictures show things that are not COCO's classes.
 
 Splits, registered as ``{prefix}_train``, ``{prefix}_pool`` and ``{prefix}_val``:
 
 * ``train`` (the labeled set L, the COCO train2017 analogue): positive scenes, every known digit boxed;
-  they may also hold unknown digits and clutter, unlabeled, as COCO images hold unlabeled things;
+  they may also hold unknown things and clutter, unlabeled, as COCO images hold unlabeled things;
+  a fraction ``large_fraction`` are close-ups of 1-2 large objects (COCO has large objects too);
 * ``pool`` (the unlabeled pool U, the ImageNet analogue): a fraction ``pos_fraction`` of positive scenes,
-  the rest negative scenes holding only unknown digits and clutter. It is registered as an unlabeled
-  image pool (file names only). Its hidden truth (which images are positive, the boxes of their known
-  digits) is in ``pool_truth.json``, read only by evaluation code (``metadata.truth_json``);
-* ``val`` (the val2017 analogue): positive scenes drawn from glyphs that L and U never use.
+  the rest negative scenes holding only unknown things and clutter; a fraction ``object_centric_fraction``
+  of them are object-centric (1-2 large objects on a strongly coloured gradient: the web-photo look), the
+  others look like L's. It is registered as an unlabeled image pool (file names only). Its hidden truth
+  (which images are positive, the boxes of their known digits) is in ``pool_truth.json``, read only by
+  evaluation code (``metadata.truth_json``);
+* ``val`` (the val2017 analogue): positive scenes like L's, drawn from handwriting L and U never use.
 
 Files, under ``root/<seed and hash of the spec>/``: ``train/``, ``pool/``, ``val/`` (JPEG images),
 ``train.json``, ``val.json``, ``pool_truth.json`` (COCO format) and ``spec.json``, written last: a
@@ -31,12 +36,14 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
+from .glyphs import SHAPES, GlyphBank, background, blend, clutter_alpha, glyph_alpha, stroke_colour
+
 __all__ = ["WildDigitsSpec", "build_wild_digits", "register_wild_digits", "default_root"]
 
 logger = logging.getLogger(__name__)
 
 _SPLIT_IDS = {"train": 1, "pool": 2, "val": 3}
-_FORMAT_VERSION = 2
+_FORMAT_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,20 +52,25 @@ class WildDigitsSpec:
 
     seed: int = 0
     image_size: int = 128
-    num_labeled: int = 400
+    num_labeled: int = 200
     num_pool: int = 2000
     num_val: int = 300
     pos_fraction: float = 0.25
     known_classes: Tuple[int, ...] = (0, 1, 2, 3, 4)
-    # objects per scene (inclusive ranges) and digit height in pixels
+    # objects per scene (inclusive ranges) and object height in pixels
     known_per_scene: Tuple[int, int] = (1, 5)
     unknown_per_scene: Tuple[int, int] = (1, 4)
     clutter_per_scene: Tuple[int, int] = (1, 4)
     digit_size: Tuple[int, int] = (10, 40)
-    # fraction of pool scenes drawn "object-centric", as web images often are (1-2 large digits on a
-    # strongly coloured gradient, the ImageNet look), positive and negative alike; the rest look like L
+    # the unknown things' families, as weights: printed characters, shapes, unknown digits
+    unknown_mix: Tuple[float, float, float] = (0.55, 0.25, 0.20)
+    # fraction of the scenes that are not object-centric (L, val, the rest of the pool) drawn as close-ups:
+    # 1-2 objects of height large_size on a plain background (COCO has large objects too)
+    large_fraction: float = 0.2
+    # fraction of pool scenes drawn "object-centric", as web images often are (1-2 large objects on a
+    # strongly coloured gradient, the ImageNet look), positive and negative alike
     object_centric_fraction: float = 0.5
-    object_digit_size: Tuple[int, int] = (36, 60)
+    large_size: Tuple[int, int] = (36, 60)
 
     def __post_init__(self):
         known = tuple(int(c) for c in self.known_classes)
@@ -67,8 +79,11 @@ class WildDigitsSpec:
             raise ValueError(f"known_classes must be distinct digits 0-9, got {self.known_classes}")
         if len(known) == 10:
             raise ValueError("known_classes must leave at least one unknown digit class")
-        if not 0.0 <= self.object_centric_fraction <= 1.0:
-            raise ValueError(f"object_centric_fraction must lie in [0, 1], got {self.object_centric_fraction}")
+        for name in ("object_centric_fraction", "large_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if len(self.unknown_mix) != 3 or min(self.unknown_mix) < 0 or sum(self.unknown_mix) <= 0:
+            raise ValueError(f"unknown_mix must be 3 non-negative weights, not all 0, got {self.unknown_mix}")
         if not 0.0 < self.pos_fraction <= 1.0:
             raise ValueError(f"pos_fraction must lie in (0, 1], got {self.pos_fraction}")
         if self.image_size < 32:
@@ -76,7 +91,7 @@ class WildDigitsSpec:
         for name in ("num_labeled", "num_pool", "num_val"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("digit_size", "object_digit_size"):
+        for name in ("digit_size", "large_size"):
             lo, hi = getattr(self, name)
             if not 6 <= lo <= hi <= self.image_size // 2:
                 raise ValueError(f"{name} {(lo, hi)} must satisfy 6 <= lo <= hi <= image_size / 2")
@@ -92,6 +107,8 @@ class WildDigitsSpec:
             num_val=c.NUM_VAL,
             pos_fraction=c.POS_FRACTION,
             object_centric_fraction=c.OBJECT_CENTRIC_FRACTION,
+            large_fraction=c.LARGE_FRACTION,
+            unknown_mix=tuple(c.UNKNOWN_MIX),
             known_classes=tuple(c.KNOWN_CLASSES),
         )
 
@@ -117,133 +134,62 @@ def default_root() -> str:
     return os.path.join(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")), "wild_digits")
 
 
-def _glyphs():
-    """The 1797 digit glyphs as float32 (N, 8, 8) in [0, 1], their labels, and a fixed half split."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)
-    labels = digits.target.astype(np.int64)
-    # glyphs for L and U vs glyphs for val: val measures unseen handwriting
-    held_out = np.zeros(len(labels), dtype=bool)
-    held_out[np.random.default_rng(12345).permutation(len(labels))[: len(labels) // 3]] = True
-    return images, labels, held_out
-
-
 class _SceneRenderer:
     """Draws one scene from its own random generator (so each image depends only on its index)."""
 
-    def __init__(self, spec: WildDigitsSpec, images, labels, glyph_mask):
+    def __init__(self, spec: WildDigitsSpec, bank: GlyphBank, held_out: bool):
         self.spec = spec
-        self.images = images
-        self.by_class = {c: np.flatnonzero((labels == c) & glyph_mask) for c in range(10)}
+        self.bank = bank
+        self.held_out = held_out
 
-    def background(self, rng, object_centric=False):
-        s = self.spec.image_size
-        base = rng.uniform(40, 215)
-        coarse = rng.normal(0, 1, size=(4, 4)).astype(np.float32)
-        texture = cv2.resize(coarse, (s, s), interpolation=cv2.INTER_CUBIC) * rng.uniform(8, 30)
-        fine = cv2.GaussianBlur(rng.normal(0, 1, size=(s, s)).astype(np.float32), (0, 0), 1.5)
-        img = base + texture + fine * rng.uniform(5, 20)
-        tint = rng.uniform(-15, 15, size=3)
-        img = img[..., None] + tint
-        if object_centric:
-            # a strongly coloured linear gradient, as in a photo
-            angle = rng.uniform(0, 2 * np.pi)
-            ramp = (np.cos(angle) * np.arange(s)[None, :] + np.sin(angle) * np.arange(s)[:, None]) / s
-            img = img + ramp[..., None] * rng.uniform(-60, 60, size=3) + rng.uniform(-35, 35, size=3)
-        return np.clip(img, 0, 255).astype(np.float32)
+    def _unknown_thing(self, rng):
+        """(family, index) of an object of no known class: a printed character, a shape or an unknown digit."""
+        family = rng.choice(("char", "shape", "digit"), p=np.asarray(self.spec.unknown_mix) / sum(self.spec.unknown_mix))
+        if family == "char":
+            return "char", int(rng.integers(self.bank.num_chars))
+        if family == "shape":
+            return "shape", int(rng.integers(len(SHAPES)))
+        return "digit", int(rng.choice(self.spec.unknown_classes))
 
-    def _stroke_colour(self, rng, img, polarity):
-        contrast = rng.uniform(45, 160)
-        level = float(img.mean()) + polarity * contrast
-        return np.clip(level + rng.uniform(-10, 10, size=3), 0, 255)
-
-    def _blend(self, img, alpha, colour):
-        a = np.clip(alpha, 0, 1)[..., None]
-        img *= 1 - a
-        img += a * colour
-
-    def _glyph_alpha(self, rng, glyph, size_range):
-        """The glyph resized, rotated and placed on an empty canvas: (alpha (S, S), box or None)."""
-        s = self.spec.image_size
-        lo, hi = size_range
-        h = rng.uniform(lo, hi)
-        w = h * rng.uniform(0.65, 0.95)
-        big = cv2.resize(glyph, (max(3, round(w)), max(3, round(h))), interpolation=cv2.INTER_CUBIC)
-        big = np.clip((big - 0.2) * 1.6, 0, 1)
-        ph, pw = big.shape
-        cx = rng.uniform(pw / 2 + 1, s - pw / 2 - 1)
-        cy = rng.uniform(ph / 2 + 1, s - ph / 2 - 1)
-        angle = rng.uniform(-15, 15)
-        m = cv2.getRotationMatrix2D((pw / 2, ph / 2), angle, 1.0)
-        m[:, 2] += (cx - pw / 2, cy - ph / 2)
-        alpha = cv2.warpAffine(big, m, (s, s), flags=cv2.INTER_LINEAR, borderValue=0)
-        ys, xs = np.nonzero(alpha > 0.3)
-        if len(xs) == 0:
-            return alpha, None
-        return alpha, (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-
-    def clutter_alpha(self, rng):
-        s = self.spec.image_size
-        alpha = np.zeros((s, s), np.float32)
-        kind = rng.integers(4)
-        thick = int(rng.integers(1, 4))
-        if kind == 0:  # scribble: a random polyline, digit-like strokes
-            n = int(rng.integers(3, 6))
-            centre = rng.uniform(0.15 * s, 0.85 * s, size=2)
-            pts = centre + rng.normal(0, s * 0.08, size=(n, 2))
-            cv2.polylines(alpha, [pts.astype(np.int32)], False, 1.0, thick, cv2.LINE_AA)
-        elif kind == 1:  # ring or ellipse
-            centre = tuple(int(v) for v in rng.uniform(0.15 * s, 0.85 * s, size=2))
-            axes = tuple(int(v) for v in rng.uniform(0.03 * s, 0.12 * s, size=2))
-            cv2.ellipse(alpha, centre, axes, rng.uniform(0, 180), 0, 360, 1.0, thick, cv2.LINE_AA)
-        elif kind == 2:  # bar or rectangle outline
-            p = rng.uniform(0.05 * s, 0.95 * s, size=(2, 2)).astype(np.int32)
-            if rng.random() < 0.5:
-                cv2.line(alpha, tuple(p[0]), tuple(p[1]), 1.0, thick, cv2.LINE_AA)
-            else:
-                cv2.rectangle(alpha, tuple(p[0]), tuple(p[1]), 1.0, thick, cv2.LINE_AA)
-        else:  # soft blob
-            centre = tuple(int(v) for v in rng.uniform(0.1 * s, 0.9 * s, size=2))
-            cv2.circle(alpha, centre, int(rng.uniform(0.03 * s, 0.08 * s)), 1.0, -1, cv2.LINE_AA)
-            alpha = cv2.GaussianBlur(alpha, (0, 0), 2.0)
-        return alpha
+    def _objects(self, rng, positive: bool, large: bool):
+        """The (family, index) of the scene's objects, known digits first."""
+        spec = self.spec
+        known = lambda: ("digit", int(rng.choice(spec.known_classes)))  # noqa: E731
+        if large:
+            # a close-up: one large object (a known digit on a positive scene), sometimes a second of either kind
+            objects = [known() if positive else self._unknown_thing(rng)]
+            if rng.random() < 0.3:
+                objects.append(known() if positive and rng.random() < 0.5 else self._unknown_thing(rng))
+            return objects
+        if positive:
+            n = rng.integers(spec.known_per_scene[0], spec.known_per_scene[1] + 1)
+            return [known() for _ in range(n)] + [self._unknown_thing(rng) for _ in range(rng.integers(0, 3))]
+        n = rng.integers(spec.unknown_per_scene[0], spec.unknown_per_scene[1] + 1)
+        return [self._unknown_thing(rng) for _ in range(n)]
 
     def render(self, rng, positive: bool, object_centric: bool = False):
         """Returns (BGR uint8 image, [(class, box)] of known digits)."""
-        spec = self.spec
-        img = self.background(rng, object_centric)
+        spec, s = self.spec, self.spec.image_size
+        large = object_centric or rng.random() < spec.large_fraction
+        img = background(rng, s, object_centric)
         polarity = 1.0 if img.mean() < 128 else -1.0
-        classes = []
-        size_range = spec.object_digit_size if object_centric else spec.digit_size
-        if object_centric:
-            # one large digit (known on a positive scene), sometimes a second one of either kind
-            first = spec.known_classes if positive else spec.unknown_classes
-            classes.append(rng.choice(first))
-            if rng.random() < 0.3:
-                classes.append(rng.choice(spec.unknown_classes if not positive or rng.random() < 0.5 else spec.known_classes))
-        elif positive:
-            classes += list(rng.choice(spec.known_classes, size=rng.integers(spec.known_per_scene[0], spec.known_per_scene[1] + 1)))
-            classes += list(rng.choice(spec.unknown_classes, size=rng.integers(0, 2)))
-        else:
-            classes += list(rng.choice(spec.unknown_classes, size=rng.integers(spec.unknown_per_scene[0], spec.unknown_per_scene[1] + 1)))
-        n_clutter = rng.integers(spec.clutter_per_scene[0], spec.clutter_per_scene[1] + 1) // (2 if object_centric else 1)
+        size_range = spec.large_size if large else spec.digit_size
+        n_clutter = rng.integers(spec.clutter_per_scene[0], spec.clutter_per_scene[1] + 1) // (2 if large else 1)
         for _ in range(n_clutter):
-            self._blend(img, self.clutter_alpha(rng) * rng.uniform(0.5, 1.0), self._stroke_colour(rng, img, polarity))
+            blend(img, clutter_alpha(rng, s) * rng.uniform(0.5, 1.0), stroke_colour(rng, img, polarity))
         placed, objects = [], []
-        for c in classes:
-            glyph = self.images[rng.choice(self.by_class[int(c)])]
-            for _ in range(20):  # rejection sampling: no two digits overlap by more than IoU 0.2
-                alpha, box = self._glyph_alpha(rng, glyph, size_range)
+        for family, index in self._objects(rng, positive, large):
+            glyph = self.bank.draw(rng, family, index, held_out=self.held_out)
+            for _ in range(20):  # rejection sampling: no two objects overlap by more than IoU 0.2
+                alpha, box = glyph_alpha(rng, glyph, s, size_range)
                 if box is not None and all(_iou(box, other) < 0.2 for other in placed):
                     break
             else:
                 continue
             placed.append(box)
-            self._blend(img, alpha, self._stroke_colour(rng, img, polarity))
-            if int(c) in spec.known_classes:
-                objects.append((int(c), box))
+            blend(img, alpha, stroke_colour(rng, img, polarity))
+            if family == "digit" and index in spec.known_classes:
+                objects.append((index, box))
         img += rng.normal(0, rng.uniform(2, 8), size=img.shape)
         return np.clip(img, 0, 255).astype(np.uint8), objects
 
@@ -300,9 +246,9 @@ def build_wild_digits(spec: WildDigitsSpec, root: str = None) -> str:
     logger.info(f"Building the wild-digits benchmark in {final} ...")
     tmp = tempfile.mkdtemp(prefix=".building-", dir=root)
     try:
-        images, labels, held_out = _glyphs()
-        fit = _SceneRenderer(spec, images, labels, ~held_out)
-        heldout = _SceneRenderer(spec, images, labels, held_out)
+        bank = GlyphBank()
+        fit = _SceneRenderer(spec, bank, held_out=False)
+        heldout = _SceneRenderer(spec, bank, held_out=True)
         pool_rng = np.random.default_rng([spec.seed, 0])
         num_pos = int(round(spec.pos_fraction * spec.num_pool))
         pool_positive = np.zeros(spec.num_pool, dtype=bool)

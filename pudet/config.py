@@ -51,11 +51,12 @@ def add_pudet_config(cfg):
     _C.WILD_DIGITS.PRETRAIN.SEED = 0
     # number of distinct crops (drawn again each epoch) and their side in pixels
     _C.WILD_DIGITS.PRETRAIN.NUM_IMAGES = 20000
-    _C.WILD_DIGITS.PRETRAIN.CROP_SIZE = 48
-    # SGD with momentum 0.9, linear warmup then cosine decay
-    _C.WILD_DIGITS.PRETRAIN.ITERS = 1200
+    _C.WILD_DIGITS.PRETRAIN.CROP_SIZE = 32
+    # AdamW, linear warmup then cosine decay (from scratch, 200 iterations: AdamW lr 0.002 4.4% accuracy on
+    # the 99 classes, SGD lr 0.1 1.9%, SGD lr 0.1 with BatchNorm 4.1%; measured)
+    _C.WILD_DIGITS.PRETRAIN.ITERS = 800
     _C.WILD_DIGITS.PRETRAIN.BATCH_SIZE = 64
-    _C.WILD_DIGITS.PRETRAIN.BASE_LR = 0.1
+    _C.WILD_DIGITS.PRETRAIN.BASE_LR = 0.002
     _C.WILD_DIGITS.PRETRAIN.WEIGHT_DECAY = 0.0001
 
     # The PU classifier N_pu (pudet.modeling.pu_classifier) and its training/selection (tools/purify_net.py).

@@ -4,7 +4,7 @@ The paper's detectors start from an ImageNet-pretrained backbone; nothing can be
 benchmark pretrains its backbone itself, on a classification task it builds: crops of every glyph class
 (all ten digits, printed letters and symbols, shapes; :func:`pudet.data.datasets.glyphs.render_glyph_crops`),
 as ImageNet holds COCO's classes and many others. The detector's bottom-up ResNet (the config's
-``MODEL.RESNETS``) under a global average pool and a linear classifier is trained with SGD; its weights are
+``MODEL.RESNETS``) under a global average pool and a linear classifier is trained with AdamW; its weights are
 saved as ``backbone.bottom_up.*``, the keys of the detector's FPN backbone, so that ``MODEL.WEIGHTS`` loads
 them as it loads ImageNet weights.
 
@@ -45,10 +45,10 @@ class GlyphPretrainSpec:
 
     seed: int = 0
     num_images: int = 20000
-    crop_size: int = 48
-    iters: int = 1200
+    crop_size: int = 32
+    iters: int = 800
     batch_size: int = 64
-    base_lr: float = 0.1
+    base_lr: float = 0.002
     weight_decay: float = 1e-4
 
     @classmethod
@@ -108,7 +108,7 @@ def _train(cfg, spec: GlyphPretrainSpec, bank: GlyphBank):
 
     torch.manual_seed(spec.seed)
     model = _GlyphClassifier(cfg, len(GlyphBank.classes()))
-    optimizer = torch.optim.SGD(model.parameters(), lr=spec.base_lr, momentum=0.9, weight_decay=spec.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.base_lr, weight_decay=spec.weight_decay)
     warmup = max(1, spec.iters // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda it: min(1.0, (it + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * it / spec.iters))

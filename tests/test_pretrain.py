@@ -10,7 +10,7 @@ import pudet
 from pudet.engine import DetectionTrainer, pretrained_backbone, resolve_pretrained_weights
 from pudet.engine.pretrain import _folder
 
-from .conftest import REPO
+from .helpers import REPO
 
 
 def _cfg(root, *opts):

@@ -4,7 +4,7 @@ import logging
 from detectron2.config import CfgNode as CN
 from detectron2.utils.logger import log_first_n
 
-__all__ = ["add_pudet_config", "pseudo_score_thresh"]
+__all__ = ["add_pudet_config", "check_config", "pseudo_score_thresh"]
 
 
 def add_pudet_config(cfg):
@@ -176,3 +176,27 @@ def pseudo_score_thresh(cfg) -> float:
     log_first_n(logging.WARNING, "MODEL.PUDET.PSEUDO_SCORE_THRESH is deprecated: it was renamed to "
                 "DATASETS.PSEUDO_SCORE_THRESH (a data-loading setting); please update your config", n=1)
     return float(old)
+
+
+def check_config(cfg, config_file: str = "") -> None:
+    """Raises ValueError naming the key, its value and ``config_file`` for values that would otherwise be taken
+    silently or fail only after training: ``PU.PRIOR`` other than -1 or a fraction in (0, 1), and a dataset
+    name in ``DATASETS.TRAIN``/``TEST`` or ``PU.LABELED``/``UNLABELED_DATASETS`` that is not registered. Run it
+    after :func:`pudet.data.register_datasets`."""
+    import difflib
+
+    from detectron2.data import DatasetCatalog
+
+    where = f" (config {config_file})" if config_file else ""
+    prior = cfg.PU.PRIOR
+    if prior != -1 and not 0 < prior < 1:
+        raise ValueError(f"PU.PRIOR = {prior}{where}: give the class prior as a fraction in (0, 1), or -1 to "
+                         "estimate it")
+    registered = DatasetCatalog.list()
+    for key in ("DATASETS.TRAIN", "DATASETS.TEST", "PU.LABELED_DATASETS", "PU.UNLABELED_DATASETS"):
+        node, name = key.split(".")
+        for dataset in cfg[node][name]:
+            if dataset not in registered:
+                close = difflib.get_close_matches(dataset, registered, n=3)
+                hint = f"; did you mean {' or '.join(close)}?" if close else ""
+                raise ValueError(f"{key} names '{dataset}'{where}, which is not a registered dataset{hint}")

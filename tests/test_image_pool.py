@@ -40,15 +40,30 @@ def test_folder_listing_nested_sorted_non_images_ignored(pool_dir, tmp_path):
     assert all(os.path.isabs(p) for p in paths)
 
 
-def test_listing_cache_is_reused_until_refresh(pool_dir, tmp_path):
+def test_listing_cache_is_reused_until_the_folder_changes(pool_dir, tmp_path, monkeypatch):
+    from pudet.data.datasets import image_pool
+
     cache = str(tmp_path / "cache")
     first = list_pool_images(pool_dir, cache_dir=cache)
     assert len(os.listdir(cache)) == 1
-    _touch(os.path.join(pool_dir, "n01440764", "new.jpg"))
+    walk = image_pool._walk_images
+
+    def no_walk(root):
+        raise AssertionError("walked the folder again")
+
+    monkeypatch.setattr(image_pool, "_walk_images", no_walk)
     assert list_pool_images(pool_dir, cache_dir=cache) == first  # served from the cache: no walk
-    refreshed = list_pool_images(pool_dir, cache_dir=cache, refresh=True)
+    monkeypatch.setattr(image_pool, "_walk_images", walk)
+    old = 1_000_000_000_000_000_000
+    os.utime(os.path.join(pool_dir, "n01440764"), ns=(old, old))  # a folder changed since the listing
+    assert list_pool_images(pool_dir, cache_dir=cache) == first
+    _touch(os.path.join(pool_dir, "n01440764", "new.jpg"))
+    refreshed = list_pool_images(pool_dir, cache_dir=cache)
     assert len(refreshed) == len(first) + 1
+    monkeypatch.setattr(image_pool, "_walk_images", no_walk)
     assert list_pool_images(pool_dir, cache_dir=cache) == refreshed
+    with pytest.raises(AssertionError, match="walked"):
+        list_pool_images(pool_dir, cache_dir=cache, refresh=True)
 
 
 def test_list_file(tmp_path, pool_dir):

@@ -116,8 +116,8 @@ def test_kill_resume_identical_and_unreadable_listed(teacher, tiny_root, tmp_pat
     assert run(model, tmp_path / "killed") == len(dicts) - 4  # the finished chunk is skipped
     resumed, bad2 = merge_pseudo_labels(str(tmp_path / "killed"), len(dicts), 4, [], {})
     assert resumed == straight and bad == bad2
-    assert [i for i, _ in bad] == [900, 901]
-    assert "empty file" in bad[0][1] and "not an image" in bad[1][1]
+    assert [b.image_id for b in bad] == [900, 901]
+    assert bad[0].reason == "empty file" and "not an image" in bad[1].reason
     assert len(straight["images"]) == len(dicts) - 2
 
 

@@ -72,15 +72,15 @@ def test_unreadable_images_listed_with_reasons(model, pool, tmp_path):
     run(model, pool, tmp_path)
     ids, scores, bad = sel.merge_chunks(str(tmp_path), len(pool), 4)
     assert sorted(ids.tolist()) == [100 + i for i in range(13) if i not in (4, 9)]
-    reasons = dict(bad)
-    assert set(reasons) == {104, 109}
+    reasons = {b.image_id: b.reason for b in bad}
+    assert set(reasons) == {104, 109} and bad[0].file_name == pool[4]["file_name"]
     assert reasons[104].endswith("empty file") and "not an image" in reasons[109]
     assert np.isfinite(scores).all()
 
 
 def test_resume_with_other_arguments_is_refused(model, pool, tmp_path):
     run(model, pool, tmp_path)
-    with pytest.raises(ValueError, match="results of another run"):
+    with pytest.raises(ValueError, match="results of another job"):
         sel.score_pool(model, pool, str(tmp_path), mapper=PUDatasetMapper(pu_cfg(), False), chunk_size=5,
                        num_workers=0, progress=False)
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch.utils.data as torchdata
 from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog, build_detection_train_loader
 from detectron2.data.build import get_detection_dataset_dicts, trivial_batch_collator
-from detectron2.data.common import DatasetFromList, MapDataset
+from detectron2.data.common import DatasetFromList, MapDataset, ToIterableDataset
 from detectron2.data.samplers import TrainingSampler
 from detectron2.utils import comm
 
@@ -21,6 +21,7 @@ __all__ = [
     "build_pu_train_loader",
     "build_expanded_train_loader",
     "build_batched_inference_loader",
+    "build_skipping_train_loader",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,37 @@ def register_pu_splits(cfg) -> PUSplits:
     return splits
 
 
+class _SkipUnreadable(torchdata.IterableDataset):
+    """Maps the dicts that an iterable dataset yields, skipping those the mapper returns None for (unreadable
+    images): the next dict of the sampler's stream takes the place of a skipped one, so the stream stays
+    deterministic for a seed. detectron2's own retry for map-style datasets is not used: v0.6 draws the
+    replacement with ``random.sample`` on a set, which Python 3.11 refuses. Raises when every image of the
+    dataset was skipped with none mapped (a dataset of unreadable images would otherwise loop forever)."""
+
+    def __init__(self, dataset, mapper, size: int):
+        self.dataset, self.mapper, self.size = dataset, mapper, size
+
+    def __iter__(self):
+        failed = set()
+        for d in self.dataset:
+            mapped = self.mapper(d)
+            if mapped is not None:
+                failed.clear()
+                yield mapped
+                continue
+            failed.add(d["file_name"])
+            if len(failed) >= self.size:
+                raise RuntimeError(f"every one of the {self.size} images of a training dataset is unreadable "
+                                   f"(e.g. {d['file_name']}): see the warnings above for the reasons")
+
+
+def build_skipping_train_loader(dicts, mapper, sampler, **kwargs):
+    """detectron2's ``build_detection_train_loader`` over ``dicts`` drawn by ``sampler``, where images that
+    ``mapper`` cannot read (it returns None) are skipped: see :class:`_SkipUnreadable`."""
+    dataset = _SkipUnreadable(ToIterableDataset(DatasetFromList(dicts, copy=False), sampler), mapper, len(dicts))
+    return build_detection_train_loader(dataset=dataset, mapper=None, **kwargs)
+
+
 class _ConcatBatches:
     """Iterates two infinite batch loaders together, yielding the concatenation of one batch of each."""
 
@@ -125,13 +157,13 @@ def build_pu_train_loader(cfg, mapper=None):
         )
     mapper = mapper or PUDatasetMapper(cfg, True)
     splits = PUSplits.from_config(cfg)
-    loaders = [
-        build_detection_train_loader(
-            dataset=DatasetCatalog.get(name), mapper=mapper, total_batch_size=n,
-            aspect_ratio_grouping=False, num_workers=cfg.DATALOADER.NUM_WORKERS,
-        )
-        for name, n in ((splits.train_labeled, n_labeled), (splits.train_unlabeled, n_unlabeled))
-    ]
+    loaders = []
+    for name, n in ((splits.train_labeled, n_labeled), (splits.train_unlabeled, n_unlabeled)):
+        dicts = DatasetCatalog.get(name)
+        loaders.append(build_skipping_train_loader(
+            dicts, mapper, TrainingSampler(len(dicts)), total_batch_size=n, aspect_ratio_grouping=False,
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
+        ))
     logger.info(f"PU batches: {n_labeled} labeled + {n_unlabeled} unlabeled images (all GPUs together)")
     return _ConcatBatches(*loaders)
 
@@ -182,10 +214,9 @@ def build_expanded_train_loader(cfg, labeled_mapper=None, pseudo_mapper=None):
     pseudo_mapper = pseudo_mapper or PseudoLabelMapper(cfg, True)
 
     def loader(dicts, mapper, batch_size, offset):
-        return build_detection_train_loader(
-            dataset=dicts, mapper=mapper, sampler=TrainingSampler(len(dicts), seed=seed + offset),
-            total_batch_size=batch_size, aspect_ratio_grouping=cfg.DATALOADER.ASPECT_RATIO_GROUPING,
-            num_workers=cfg.DATALOADER.NUM_WORKERS,
+        return build_skipping_train_loader(
+            dicts, mapper, TrainingSampler(len(dicts), seed=seed + offset), total_batch_size=batch_size,
+            aspect_ratio_grouping=cfg.DATALOADER.ASPECT_RATIO_GROUPING, num_workers=cfg.DATALOADER.NUM_WORKERS,
         )
 
     total = cfg.SOLVER.IMS_PER_BATCH

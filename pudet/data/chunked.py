@@ -3,60 +3,142 @@
 The dicts are cut into fixed chunks of consecutive images; chunk ``c`` belongs to rank ``c % world_size``.
 Each finished chunk is written atomically to ``<out>/chunks/chunk_<c><suffix>``, so a run killed at any
 point and restarted with the same arguments skips the finished chunks; inference being deterministic, the
-merged result equals an uninterrupted run's. Memory holds one chunk's small per-image records, never its
+merged result equals an uninterrupted run's. A run with other images, weights, config or options is
+refused in a folder holding another job's chunks (``chunks/manifest.json`` records what determines them). Memory holds one chunk's small per-image records, never its
 images. Unreadable images (the mapper returns ``{"image_id", "file_name", "unreadable": reason}``) are
-recorded with their reason and never stop the run. ``purify_net.py select`` and ``label`` both run on it.
+recorded with their reason (:class:`Unreadable`) and never stop the run. ``purify_net.py select`` and ``label`` both run on it.
 """
+import hashlib
 import json
 import logging
 import os
+import shutil
 import time
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator, List, NamedTuple
 
 import torch
+from detectron2.utils import comm
 
 from ..utils import atomic_write
 from .build import build_batched_inference_loader
 
-__all__ = ["run_chunked", "finished_chunks", "write_unreadable"]
+__all__ = ["Unreadable", "run_chunked", "describe_job", "finished_chunks", "write_unreadable"]
 
 logger = logging.getLogger(__name__)
+
+# config keys that do not change a result: where outputs go, how many loader processes read the images
+_NEUTRAL_KEYS = ("OUTPUT_DIR", "DATALOADER.NUM_WORKERS")
+
+
+class Unreadable(NamedTuple):
+    """An image of the pool that could not be decoded, and why."""
+
+    image_id: int
+    file_name: str
+    reason: str
 
 
 def _chunk_path(out_dir, c, suffix):
     return os.path.join(out_dir, "chunks", f"chunk_{c:06d}{suffix}")
 
 
-def _check_manifest(out_dir, manifest, rank):
-    path = os.path.join(out_dir, "chunks", "manifest.json")
-    if os.path.isfile(path):
+def _flatten(node, prefix=""):
+    out = {}
+    for k, v in node.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        elif key not in _NEUTRAL_KEYS:
+            out[key] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def describe_job(cfg=None, weights: str = None, **options) -> dict:
+    """What determines a chunked run's results besides its images, for :func:`run_chunked`'s ``job``: the
+    weights file's identity (size and SHA-256: the same file under another path is the same job, a file
+    retrained in place is not), every config value (except where outputs go and the loader's worker count),
+    and ``options`` (e.g. a score floor)."""
+    job = dict(options)
+    if weights is not None:
+        with open(weights, "rb") as f:
+            job["weights"] = {"size": os.path.getsize(weights), "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+    if cfg is not None:
+        job["config"] = json.loads(json.dumps(_flatten(cfg), default=str))
+    return job
+
+
+def _image_list_digest(dicts) -> str:
+    h = hashlib.sha256()
+    for d in dicts:
+        h.update(f"{d['image_id']}\t{d['file_name']}\n".encode())
+    return h.hexdigest()
+
+
+def _short(v):
+    text = json.dumps(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _differences(found: dict, manifest: dict) -> List[str]:
+    """Human-readable differences between a folder's manifest and this run's, config keys one by one."""
+    diffs = []
+    for key in sorted(set(found) | set(manifest)):
+        a, b = found.get(key), manifest.get(key)
+        if a == b:
+            continue
+        if key == "config" and isinstance(a, dict) and isinstance(b, dict):
+            diffs += [f"config {k} ({_short(a.get(k))} there, {_short(b.get(k))} now)"
+                      for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif key not in found:
+            diffs.append(f"{key} (not recorded there: written by an older pudet)")
+        else:
+            diffs.append(f"{key} ({_short(a)} there, {_short(b)} now)")
+    return diffs
+
+
+def _check_manifest(out_dir, manifest, rank, overwrite):
+    folder = os.path.join(out_dir, "chunks")
+    path = os.path.join(folder, "manifest.json")
+    if overwrite and rank == 0 and os.path.isdir(folder):
+        logger.info(f"Overwriting the chunks in {folder}")
+        shutil.rmtree(folder)
+    if os.path.isfile(path) and not overwrite:
         with open(path) as f:
             found = json.load(f)
-        if found != manifest:
+        diffs = _differences(found, manifest)
+        if diffs:
             raise ValueError(
-                f"{out_dir} holds results of another run ({found}, now {manifest}): use another output "
-                "folder, or delete its chunks/ to start over"
+                f"{out_dir} holds results of another job; it differs in: {'; '.join(diffs)}. Resuming would reuse "
+                "or mix them: choose another output folder, or start again in this one (--overwrite)"
             )
     elif rank == 0:
         atomic_write(path, lambda f: json.dump(manifest, f))
+    comm.synchronize()  # with --overwrite, rank 0 clears the folder before any rank looks for finished chunks
 
 
 def run_chunked(dicts: List[dict], out_dir: str, *, mapper, predict: Callable, save_chunk: Callable,
                 suffix: str, batch_size: int, num_workers: int, chunk_size: int, rank: int = 0,
-                world_size: int = 1, progress: bool = True, desc: str = "inference", manifest: dict = None) -> int:
+                world_size: int = 1, progress: bool = True, desc: str = "inference", kind: str = "",
+                job: dict = None, overwrite: bool = False) -> int:
     """Runs this rank's unfinished chunks of ``dicts``. Returns how many images it processed.
+
+    A folder holding chunks of another job is refused, naming what differs: the manifest
+    (``chunks/manifest.json``) records ``kind``, the images (their count and a digest of their ids and
+    file names, in order), the chunk and batch sizes (a batch pads its images together, which can change
+    results) and ``job`` (see :func:`describe_job`). ``overwrite`` deletes the folder's chunks first.
 
     Args:
         predict: maps a list of readable mapped dicts to one small record per image (no image tensors).
-        save_chunk: ``save_chunk(f, records, bad)`` writes a chunk to the open binary file ``f``; ``bad`` is
-            ``[(image_id, "file_name<TAB>reason")]``.
+        save_chunk: ``save_chunk(f, records, bad)`` writes a chunk to the open binary file ``f``; ``bad`` is a
+            list of :class:`Unreadable`.
         suffix: the chunk files' extension.
-        manifest: extra facts that must match to resume (the pool size and chunk size always must).
     """
     from tqdm import tqdm
 
-    os.makedirs(os.path.join(out_dir, "chunks"), exist_ok=True)
-    _check_manifest(out_dir, {"num_images": len(dicts), "chunk_size": chunk_size, **(manifest or {})}, rank)
+    manifest = {"kind": kind, "num_images": len(dicts), "image list": _image_list_digest(dicts),
+                "chunk_size": chunk_size, "batch_size": batch_size, **(job or {})}
+    os.makedirs(out_dir, exist_ok=True)
+    _check_manifest(out_dir, json.loads(json.dumps(manifest)), rank, overwrite)
     num_chunks = (len(dicts) + chunk_size - 1) // chunk_size
     mine = [c for c in range(num_chunks) if c % world_size == rank]
     todo = [c for c in mine if not os.path.isfile(_chunk_path(out_dir, c, suffix))]
@@ -71,7 +153,8 @@ def run_chunked(dicts: List[dict], out_dir: str, *, mapper, predict: Callable, s
             records, bad = [], []
             for batch in build_batched_inference_loader(part, mapper, batch_size, num_workers):
                 good = [x for x in batch if "unreadable" not in x]
-                bad.extend((x["image_id"], f"{x['file_name']}\t{x['unreadable']}") for x in batch if "unreadable" in x)
+                bad.extend(Unreadable(x["image_id"], x["file_name"], x["unreadable"]) for x in batch
+                           if "unreadable" in x)
                 if good:
                     records.extend(predict(good))
                 bar.update(len(batch))
@@ -94,6 +177,7 @@ def finished_chunks(out_dir: str, num_images: int, chunk_size: int, suffix: str)
         yield path
 
 
-def write_unreadable(path: str, bad) -> None:
-    """Writes the unreadable images of a run (``[(image_id, "file_name<TAB>reason")]``) as TSV, atomically."""
-    atomic_write(path, lambda f: f.writelines(["image_id\tfile_name\treason\n"] + [f"{i}\t{r}\n" for i, r in bad]))
+def write_unreadable(path: str, bad: List[Unreadable]) -> None:
+    """Writes the unreadable images of a run as TSV (image_id, file_name, reason), atomically."""
+    atomic_write(path, lambda f: f.writelines(
+        ["image_id\tfile_name\treason\n"] + [f"{b.image_id}\t{b.file_name}\t{b.reason}\n" for b in bad]))

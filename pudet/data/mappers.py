@@ -92,9 +92,9 @@ class PUDatasetMapper:
     stack without padding), a random horizontal flip in training if configured, and ``pu_label`` (1 for
     labeled/positive, 0 for unlabeled) taken from the dict.
 
-    Unreadable images: in training the mapper returns None (detectron2's dataset then draws another
-    image); in inference it returns ``{"image_id", "file_name", "unreadable": reason}`` so that callers
-    can list it.
+    Unreadable images: in training the mapper returns None (pudet's training loaders skip it: see
+    :func:`pudet.data.build.build_skipping_train_loader`); in inference it returns ``{"image_id", "file_name",
+    "unreadable": reason}`` so that callers can list it.
     """
 
     @configurable
@@ -165,7 +165,12 @@ class PseudoLabelMapper(DatasetMapper):
     """detectron2's ``DatasetMapper`` for pseudo-labelled images: the labeled images' augmentations (resize,
     horizontal flip per ``INPUT.RANDOM_FLIP``) plus, in training, a colour transformation (paper Section
     4.1): brightness, contrast and saturation each scaled by a factor drawn from
-    ``[1 - INPUT.PSEUDO_COLOR_JITTER, 1 + INPUT.PSEUDO_COLOR_JITTER]``. Colour changes move no box."""
+    ``[1 - INPUT.PSEUDO_COLOR_JITTER, 1 + INPUT.PSEUDO_COLOR_JITTER]``. Colour changes move no box.
+
+    Images are decoded by :func:`read_image_safely`, as :class:`InferenceMapper` decoded them when the
+    pseudo-labels were made: an image above the pixel limit is decoded at the same reduced scale (the size
+    and boxes that ``label`` recorded), a 16-bit or palette image to the same 8-bit pixels. An image that
+    cannot be read any more (e.g. deleted since) is skipped (the mapper returns None)."""
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
@@ -177,6 +182,23 @@ class PseudoLabelMapper(DatasetMapper):
             ]
         return ret
 
+    def __call__(self, dataset_dict):
+        dataset_dict = copy.deepcopy(dataset_dict)
+        try:
+            image = read_image_safely(dataset_dict["file_name"], self.image_format)
+        except UnreadableImage as e:
+            logger.warning(f"Skipping unreadable image {dataset_dict['file_name']}: {e}")
+            return None
+        utils.check_image_size(dataset_dict, image)
+        aug_input = T.AugInput(image)
+        transforms = self.augmentations(aug_input)
+        image = aug_input.image
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        if not self.is_train:
+            dataset_dict.pop("annotations", None)
+        elif "annotations" in dataset_dict:
+            self._transform_annotations(dataset_dict, transforms, image.shape[:2])
+        return dataset_dict
 
 class ObjectCropMapper:
     """Views of labeled objects made to look like an object-centric photo: a square crop around one labeled

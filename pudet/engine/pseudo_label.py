@@ -10,7 +10,7 @@ from typing import Dict, List
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ..data.chunked import finished_chunks, run_chunked
+from ..data.chunked import Unreadable, finished_chunks, run_chunked
 from ..utils import atomic_write
 
 __all__ = ["teacher_categories", "label_images", "merge_pseudo_labels", "write_pseudo_labels", "random_subset",
@@ -37,9 +37,10 @@ def teacher_categories(train_dataset: str) -> List[dict]:
 
 def label_images(model, dicts: List[dict], out_dir: str, *, mapper, category_ids: List[int], batch_size: int = 8,
                  num_workers: int = 2, chunk_size: int = 1024, rank: int = 0, world_size: int = 1,
-                 progress: bool = True) -> int:
+                 progress: bool = True, job: dict = None, overwrite: bool = False) -> int:
     """Runs the teacher on this rank's unfinished chunks of ``dicts`` (several images per forward). Returns
-    how many images it processed. ``category_ids[c]`` is the dataset id of contiguous class ``c``.
+    how many images it processed. ``category_ids[c]`` is the dataset id of contiguous class ``c``; ``job`` and
+    ``overwrite`` as in :func:`~pudet.data.chunked.run_chunked`.
 
     Each image's record: ``{"image_id", "file_name", "height", "width", "detections": [[x, y, w, h, score,
     category_id], ...]}`` in original image coordinates (the teacher's ``SCORE_THRESH_TEST`` is the floor);
@@ -67,18 +68,18 @@ def label_images(model, dicts: List[dict], out_dir: str, *, mapper, category_ids
     model.eval()
     return run_chunked(dicts, out_dir, mapper=mapper, predict=predict, save_chunk=save_chunk, suffix=_SUFFIX,
                        batch_size=batch_size, num_workers=num_workers, chunk_size=chunk_size, rank=rank,
-                       world_size=world_size, progress=progress, desc="pseudo-labelling",
-                       manifest={"kind": "pseudo-labels"})
+                       world_size=world_size, progress=progress, desc="pseudo-labelling", kind="pseudo-labels",
+                       job={"category_ids": list(category_ids), **(job or {})}, overwrite=overwrite)
 
 
 def merge_pseudo_labels(out_dir: str, num_images: int, chunk_size: int, categories: List[dict], info: Dict):
     """Reads every chunk into one COCO dict (images, annotations with ``score``, categories, info). Returns
-    ``(coco, unreadable)`` with ``unreadable`` = ``[(image_id, "file_name<TAB>reason")]``."""
+    ``(coco, unreadable)`` with ``unreadable`` a list of :class:`~pudet.data.chunked.Unreadable`."""
     images, annotations, unreadable = [], [], []
     for path in finished_chunks(out_dir, num_images, chunk_size, _SUFFIX):
         with open(path) as f:
             chunk = json.load(f)
-        unreadable.extend((int(i), r) for i, r in chunk["unreadable"])
+        unreadable.extend(Unreadable(*x) for x in chunk["unreadable"])
         for rec in chunk["images"]:
             images.append({"id": rec["image_id"], "file_name": rec["file_name"], "height": rec["height"],
                            "width": rec["width"]})

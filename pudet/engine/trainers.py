@@ -1,7 +1,12 @@
-"""Thin ``DefaultTrainer`` subclasses: they override ``build_*`` methods only."""
+"""Thin ``DefaultTrainer`` subclasses: they override ``build_*`` methods only, and write every checkpoint
+atomically (:class:`AtomicCheckpointer`)."""
+import glob
 import logging
 import os
+import zipfile
 
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, build_detection_test_loader
 from detectron2.engine import DefaultTrainer, HookBase
 from detectron2.utils import comm
@@ -12,18 +17,79 @@ from ..evaluation import build_evaluator
 from ..evaluation.pu import PUEvaluator
 from ..modeling.pu_classifier import load_detector_backbone
 from ..modeling.self_distill import SelfDistillRCNN, save_student, student_state_dict
+from ..utils import atomic_write
 
-__all__ = ["DetectionTrainer", "PUTrainer", "ExportStudent"]
+__all__ = ["AtomicCheckpointer", "DetectionTrainer", "PUTrainer", "ExportStudent"]
 
 logger = logging.getLogger(__name__)
 
 STUDENT_CHECKPOINT = "model_final_student.pth"
+FINAL_CHECKPOINT = "model_final"
+
+
+def _readable(path: str) -> bool:
+    """Whether ``path`` looks like a whole ``torch.save`` file (a zip archive with its central directory: a
+    truncated or empty file has none)."""
+    return os.path.isfile(path) and zipfile.is_zipfile(path)
+
+
+class AtomicCheckpointer(DetectionCheckpointer):
+    """detectron2's checkpointer, except that a checkpoint and the ``last_checkpoint`` tag are written under a
+    temporary name and renamed (a kill while saving never leaves a broken file under a checkpoint's name),
+    and that ``resume`` never picks an unreadable checkpoint: when the tagged one is not a whole file (e.g.
+    written by another tool, or damaged since), the newest readable ``model_*.pth`` of the folder is used."""
+
+    def save(self, name: str, **kwargs) -> None:
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict(), **{k: v.state_dict() for k, v in self.checkpointables.items()},
+                **kwargs}
+        basename = f"{name}.pth"
+        path = os.path.join(self.save_dir, basename)
+        self.logger.info(f"Saving checkpoint to {path}")
+        atomic_write(path, lambda f: torch.save(data, f), mode="wb")
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        atomic_write(os.path.join(self.save_dir, "last_checkpoint"), lambda f: f.write(last_filename_basename))
+
+    def has_checkpoint(self) -> bool:
+        return bool(self.get_checkpoint_file())
+
+    def get_checkpoint_file(self) -> str:
+        tagged = super().get_checkpoint_file() if super().has_checkpoint() else ""
+        if tagged and _readable(tagged):
+            return tagged
+        candidates = [p for p in glob.glob(os.path.join(self.save_dir, "model_*.pth"))
+                      if os.path.basename(p) != STUDENT_CHECKPOINT and _readable(p)]
+        found = max(candidates, key=os.path.getmtime) if candidates else ""
+        if tagged:
+            logger.warning(f"The last checkpoint {tagged} is unreadable (a kill while writing it?): "
+                           + (f"resuming from {found} instead" if found else "no readable checkpoint to resume from"))
+        return found
+
+
+class _SaveFinalIfMissing(HookBase):
+    """After a training that reached its last iteration, writes ``model_final.pth`` if it is missing: a run
+    killed while saving it, then resumed, has no step left for detectron2's ``PeriodicCheckpointer`` to save."""
+
+    def after_train(self):
+        final = os.path.join(self.trainer.checkpointer.save_dir, f"{FINAL_CHECKPOINT}.pth")
+        if comm.is_main_process() and self.trainer.iter >= self.trainer.max_iter and not _readable(final):
+            self.trainer.checkpointer.save(FINAL_CHECKPOINT, iteration=self.trainer.max_iter - 1)
 
 
 class _CheckpointsOptimizer:
     """Puts the optimizer state into the trainer's checkpoints, so that ``--resume`` restores momentum too.
     detectron2 v0.6's ``DefaultTrainer`` saves only the iteration and the hooks' state (the scheduler);
-    later releases add its inner trainer's state under ``_trainer``, as this does (idempotently)."""
+    later releases add its inner trainer's state under ``_trainer``, as this does (idempotently). Checkpoints
+    are written by an :class:`AtomicCheckpointer` with the same model, folder and checkpointables as
+    detectron2's."""
+
+    def build_hooks(self):
+        c = self.checkpointer
+        self.checkpointer = AtomicCheckpointer(c.model, c.save_dir, save_to_disk=c.save_to_disk, **c.checkpointables)
+        return super().build_hooks() + [_SaveFinalIfMissing()]
 
     def state_dict(self):
         ret = super().state_dict()
@@ -47,13 +113,18 @@ class _ReturnsResults:
 
 class ExportStudent(HookBase):
     """After training, saves a ``SelfDistillRCNN``'s student as a plain detectron2 checkpoint
-    (``OUTPUT_DIR/model_final_student.pth``) that a ``GeneralizedRCNN`` loads without pudet."""
+    (``OUTPUT_DIR/model_final_student.pth``) that a ``GeneralizedRCNN`` loads without pudet; only when training
+    reached its last iteration (``after_train`` also runs after a crash)."""
 
     def __init__(self, output_dir: str):
         self._path = os.path.join(output_dir, STUDENT_CHECKPOINT)
 
     def after_train(self):
         if not comm.is_main_process():
+            return
+        if self.trainer.iter < self.trainer.max_iter:
+            logger.warning(f"Training stopped at iteration {self.trainer.iter} of {self.trainer.max_iter}: "
+                           f"the student is not exported to {self._path}")
             return
         model = self.trainer.model
         model = getattr(model, "module", model)  # unwrap DDP

@@ -44,9 +44,10 @@ _SUFFIX = ".npz"
 
 def score_pool(model, dicts: List[dict], out_dir: str, *, mapper, batch_size: int = 32,
                num_workers: int = 2, chunk_size: int = 4096, rank: int = 0, world_size: int = 1,
-               progress: bool = True) -> int:
+               progress: bool = True, job: dict = None, overwrite: bool = False) -> int:
     """Scores this rank's chunks of ``dicts`` that are not finished yet (resumable, sharded: see
-    :mod:`pudet.data.chunked`). Returns how many images it scored.
+    :mod:`pudet.data.chunked`; ``job`` and ``overwrite`` as in :func:`~pudet.data.chunked.run_chunked`).
+    Returns how many images it scored.
 
     ``model`` maps a list of mapped dicts to ``[{"pu_score": tensor}]`` (unreadable inputs, which carry
     ``"unreadable"``, are not passed to it).
@@ -59,25 +60,27 @@ def score_pool(model, dicts: List[dict], out_dir: str, *, mapper, batch_size: in
     def save_chunk(f, records, bad):
         np.savez(f, ids=np.asarray([i for i, _ in records], dtype=np.int64),
                  scores=np.asarray([s for _, s in records], dtype=np.float32),
-                 bad_ids=np.asarray([i for i, _ in bad], dtype=np.int64),
-                 bad_reasons=np.asarray([r for _, r in bad], dtype=str))
+                 bad_ids=np.asarray([b.image_id for b in bad], dtype=np.int64),
+                 bad_files=np.asarray([b.file_name for b in bad], dtype=str),
+                 bad_reasons=np.asarray([b.reason for b in bad], dtype=str))
 
     model.eval()
     return run_chunked(dicts, out_dir, mapper=mapper, predict=predict, save_chunk=save_chunk, suffix=_SUFFIX,
                        batch_size=batch_size, num_workers=num_workers, chunk_size=chunk_size, rank=rank,
-                       world_size=world_size, progress=progress, desc="scoring")
+                       world_size=world_size, progress=progress, desc="scoring", kind="pu-scores", job=job,
+                       overwrite=overwrite)
 
 
 def merge_chunks(out_dir: str, num_images: int, chunk_size: int):
-    """Reads every chunk. Returns (ids (N,), scores (N,) float32, [(image_id, "file<TAB>reason")])."""
-    from ..data.chunked import finished_chunks
+    """Reads every chunk. Returns (ids (N,), scores (N,) float32, [:class:`~pudet.data.chunked.Unreadable`])."""
+    from ..data.chunked import Unreadable, finished_chunks
 
     ids, scores, bad = [], [], []
     for path in finished_chunks(out_dir, num_images, chunk_size, _SUFFIX):
         with np.load(path) as z:
             ids.append(z["ids"])
             scores.append(z["scores"])
-            bad.extend(zip(z["bad_ids"].tolist(), z["bad_reasons"].tolist()))
+            bad.extend(map(Unreadable, z["bad_ids"].tolist(), z["bad_files"].tolist(), z["bad_reasons"].tolist()))
     return np.concatenate(ids), np.concatenate(scores), bad
 
 
@@ -102,6 +105,8 @@ def select_top(ids: np.ndarray, scores: np.ndarray, *, topk: Optional[int] = Non
     if topk is not None:
         if topk < 0:
             raise ValueError(f"topk must be >= 0, got {topk}")
+        if topk > len(ids):
+            logger.warning(f"top-K = {topk} is more than the {len(ids)} scored images: every image is selected")
         return order[:topk]
     return order[scores[order] >= threshold]
 

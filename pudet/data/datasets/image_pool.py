@@ -3,9 +3,10 @@ in class subfolders) or a list file, registered as a detectron2 dataset of file 
 
 Registration opens no image and lists no folder: the listing happens when the dataset is first loaded,
 and is cached (one text file per folder, under ``cache_dir``) so later loads, in this process or
-another, skip the walk. The cache is keyed by the folder's absolute path; pass ``refresh=True`` after
-the folder's content changed. Image sizes are read when an image is loaded (detectron2's mappers fill
-``height``/``width`` then).
+another, skip the walk. The cache is keyed by the folder's absolute path and holds the modification time
+of every folder of the tree: a file added, removed or renamed anywhere changes its folder's time, and the
+next load walks again (``refresh=True`` forces a walk). Image sizes are read when an image is loaded
+(detectron2's mappers fill ``height``/``width`` then).
 
 Dataset dicts: ``{"file_name": absolute path, "image_id": index in the sorted listing}``.
 """
@@ -29,7 +30,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif")
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 def default_cache_dir() -> str:
@@ -37,24 +38,47 @@ def default_cache_dir() -> str:
     return os.path.join(os.path.expanduser(os.getenv("PUDET_CACHE", "~/.cache/pudet")), "pool_listings")
 
 
-def _walk_images(root: str) -> List[str]:
-    """Image files under ``root`` (any depth, symlinks followed), as sorted relative paths."""
-    found = []
+def _walk_images(root: str):
+    """Image files under ``root`` (any depth, symlinks followed), as sorted relative paths, and the
+    modification time (ns) of every folder walked, by relative path."""
+    found, folders = [], {}
     for dirpath, _, filenames in os.walk(root, followlinks=True):
         rel = os.path.relpath(dirpath, root)
+        folders[rel] = os.stat(dirpath).st_mtime_ns
         for name in filenames:
             if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
                 found.append(name if rel == "." else os.path.join(rel, name))
-    return sorted(found)
+    return sorted(found), folders
 
 
-def _read_list_file(list_file: str) -> List[str]:
+def _unchanged(root: str, folders: dict) -> bool:
+    """Whether every folder of a cached listing still exists with the modification time it had."""
+    for rel, mtime in folders.items():
+        try:
+            if os.stat(os.path.join(root, rel)).st_mtime_ns != mtime:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _read_list_file(list_file: str, sample: int = 100) -> List[str]:
     """Absolute paths from a list file: one path per line, relative ones against the file's folder;
-    blank lines and lines starting with '#' are skipped."""
+    blank lines and lines starting with '#' are skipped. Up to ``sample`` evenly spaced paths are checked:
+    a file none of whose paths exists is an error, missing ones among them a warning."""
     base = os.path.dirname(os.path.abspath(list_file))
     with open(list_file) as f:
         lines = [line.strip() for line in f]
-    return [os.path.normpath(os.path.join(base, p)) for p in lines if p and not p.startswith("#")]
+    paths = [os.path.normpath(os.path.join(base, p)) for p in lines if p and not p.startswith("#")]
+    checked = paths[:: max(1, len(paths) // sample)]
+    missing = [p for p in checked if not os.path.isfile(p)]
+    if missing and len(missing) == len(checked) and not any(os.path.isfile(p) for p in paths):
+        raise FileNotFoundError(f"image pool list file {list_file}: none of its {len(paths)} paths exists "
+                                f"(e.g. {missing[0]}; relative paths are read against the list file's folder)")
+    if missing:
+        logger.warning(f"image pool list file {list_file}: {len(missing)} of {len(checked)} paths checked do not "
+                       f"exist (e.g. {missing[0]}); missing images are skipped as unreadable")
+    return paths
 
 
 def list_pool_images(root_or_list_file: str, *, cache_dir: str = None, refresh: bool = False) -> List[str]:
@@ -70,13 +94,17 @@ def list_pool_images(root_or_list_file: str, *, cache_dir: str = None, refresh: 
     if not refresh and os.path.isfile(cache_file):
         with open(cache_file) as f:
             cached_header = json.loads(f.readline())
-            if cached_header == header:
+            folders = cached_header.pop("folders", {})
+            if cached_header == header and _unchanged(source, folders):
                 rel = f.read().splitlines()
                 logger.info(f"Image pool {source}: {len(rel)} images (cached listing {cache_file})")
                 return [os.path.join(source, p) for p in rel]
+            if cached_header == header:
+                logger.info(f"Image pool {source} changed since its listing was cached")
     logger.info(f"Listing image pool {source} ...")
-    rel = _walk_images(source)
-    atomic_write(cache_file, lambda f: f.writelines([json.dumps(header) + "\n"] + [p + "\n" for p in rel]))
+    rel, folders = _walk_images(source)
+    atomic_write(cache_file, lambda f: f.writelines([json.dumps({**header, "folders": folders}) + "\n"]
+                                                    + [p + "\n" for p in rel]))
     logger.info(f"Image pool {source}: {len(rel)} images (listing cached in {cache_file})")
     return [os.path.join(source, p) for p in rel]
 

@@ -5,6 +5,7 @@ purification, where the file was labelled with a region PU head (``purify_net.py
 whose region PU score is below ``DATASETS.PSEUDO_PU_SCORE_THRESH`` is dropped. Images left with no box are
 dropped, or kept as background-only images (``keep_empty``).
 """
+import json
 import logging
 from typing import Optional
 
@@ -25,8 +26,13 @@ def pseudo_dataset_name(json_file: str, score_thresh: float, pu_score_thresh: Op
 def load_pseudo_labeled(json_file: str, image_root: str, name: str, score_thresh: float, keep_empty: bool,
                         pu_score_thresh: Optional[float] = None):
     """detectron2 dataset dicts of a pseudo-label file, keeping the boxes scoring at least ``score_thresh`` and,
-    when ``pu_score_thresh`` is given, whose region PU score is at least that."""
-    dicts = load_coco_json(json_file, image_root, name, extra_annotation_keys=["score", "pu_score"])
+    when ``pu_score_thresh`` is given, whose region PU score is at least that. A file that is not whole JSON
+    (e.g. cut short by a full disk or a copy) is an error naming it."""
+    try:
+        dicts = load_coco_json(json_file, image_root, name, extra_annotation_keys=["score", "pu_score"])
+    except json.JSONDecodeError as e:
+        raise ValueError(f"pseudo-label file {json_file} (dataset {name}) is not valid JSON ({e}): it may be cut "
+                         "short; write it again with `purify_net.py label`") from e
     if pu_score_thresh is not None and any("pu_score" not in a for d in dicts for a in d.get("annotations", [])):
         raise ValueError(f"{json_file} has no region PU scores, so DATASETS.PSEUDO_PU_SCORE_THRESH cannot apply: "
                          "label it with 'purify_net.py label --pu-weights <region head>', or set the key to None")

@@ -200,6 +200,7 @@ class PseudoLabelMapper(DatasetMapper):
             self._transform_annotations(dataset_dict, transforms, image.shape[:2])
         return dataset_dict
 
+
 class ObjectCropMapper:
     """Views of labeled objects made to look like an object-centric photo: a square crop around one labeled
     object (which fills 45-80% of its side, off-centre by up to 10%), resized to ``size`` x ``size``, with its

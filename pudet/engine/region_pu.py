@@ -20,7 +20,7 @@ import torch
 from detectron2.data import DatasetCatalog
 
 from ..data.build import _holdout_mask
-from ..data.chunked import finished_chunks, run_chunked
+from ..data.chunked import Unreadable, finished_chunks, run_chunked
 from ..data.mappers import InferenceMapper, ObjectCropMapper
 from ..modeling.region_pu import BoxPUScorer, RegionFeatureExtractor, RegionPUHead
 from ..modeling.self_distill import build_teacher
@@ -80,21 +80,24 @@ def extract_bags(extractor: RegionFeatureExtractor, dicts: List[dict], out_dir: 
                  boxes=np.stack([o["boxes"].numpy() for _, o in records]).astype(np.float32)
                  if records else np.zeros((0, n, 4), np.float32),
                  valid=np.stack([o["valid"].numpy() for _, o in records]) if records else np.zeros((0, n), bool),
-                 bad_ids=np.asarray([i for i, _ in bad], dtype=np.int64),
-                 bad_reasons=np.asarray([r for _, r in bad], dtype=str))
+                 bad_ids=np.asarray([b.image_id for b in bad], dtype=np.int64),
+                 bad_files=np.asarray([b.file_name for b in bad], dtype=str),
+                 bad_reasons=np.asarray([b.reason for b in bad], dtype=str))
 
     return run_chunked(dicts, out_dir, mapper=mapper, predict=predict, save_chunk=save_chunk, suffix=_SUFFIX,
                        batch_size=batch_size, num_workers=num_workers, chunk_size=chunk_size, rank=rank,
-                       world_size=world_size, progress=progress, desc="region features", manifest=manifest)
+                       world_size=world_size, progress=progress, desc="region features", kind=manifest["kind"],
+                       job=manifest)
 
 
 def load_bags(out_dir: str, num_images: int, chunk_size: int) -> Tuple[Bags, list]:
-    """Every chunk of ``out_dir`` as one :class:`Bags`, and the unreadable images ``[(image_id, reason)]``."""
+    """Every chunk of ``out_dir`` as one :class:`Bags`, and the unreadable images (a list of
+    :class:`~pudet.data.chunked.Unreadable`)."""
     parts, bad = [], []
     for path in finished_chunks(out_dir, num_images, chunk_size, _SUFFIX):
         with np.load(path) as z:
             parts.append(Bags(z["ids"], z["features"], z["boxes"], z["valid"]))
-            bad.extend(zip(z["bad_ids"].tolist(), z["bad_reasons"].tolist()))
+            bad.extend(map(Unreadable, z["bad_ids"].tolist(), z["bad_files"].tolist(), z["bad_reasons"].tolist()))
     return Bags.concat(parts), bad
 
 

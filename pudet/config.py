@@ -65,6 +65,9 @@ def add_pudet_config(cfg):
     _C.PU.LABELED_DATASETS = ("wild_digits_train",)
     # datasets of unlabeled images: the pool U to purify
     _C.PU.UNLABELED_DATASETS = ("wild_digits_pool",)
+    # a folder (any depth) or list file of images to use as the pool instead: registered as "pool:<abs path>"
+    # and made PU.UNLABELED_DATASETS by the tools (pudet.data.datasets.use_pool_option); "" = none
+    _C.PU.POOL = ""
     # the PU splits are registered as <prefix>_train_labeled, <prefix>_train_unlabeled and <prefix>_holdout
     # (pudet.data.build.PUSplits); another prefix lets a process hold a second PU configuration
     _C.PU.SPLITS_PREFIX = "pu"
@@ -178,11 +181,14 @@ def pseudo_score_thresh(cfg) -> float:
     return float(old)
 
 
-def check_config(cfg, config_file: str = "") -> None:
+_DATASET_KEYS = ("DATASETS.TRAIN", "DATASETS.TEST", "PU.LABELED_DATASETS", "PU.UNLABELED_DATASETS")
+
+
+def check_config(cfg, config_file: str = "", dataset_keys=_DATASET_KEYS) -> None:
     """Raises ValueError naming the key, its value and ``config_file`` for values that would otherwise be taken
     silently or fail only after training: ``PU.PRIOR`` other than -1 or a fraction in (0, 1), and a dataset
-    name in ``DATASETS.TRAIN``/``TEST`` or ``PU.LABELED``/``UNLABELED_DATASETS`` that is not registered. Run it
-    after :func:`pudet.data.register_datasets`."""
+    name under one of ``dataset_keys`` that is not registered. Run it after the datasets are registered
+    (:func:`pudet.data.register_datasets`, and the PU splits where ``DATASETS.TEST`` names them)."""
     import difflib
 
     from detectron2.data import DatasetCatalog
@@ -193,7 +199,7 @@ def check_config(cfg, config_file: str = "") -> None:
         raise ValueError(f"PU.PRIOR = {prior}{where}: give the class prior as a fraction in (0, 1), or -1 to "
                          "estimate it")
     registered = DatasetCatalog.list()
-    for key in ("DATASETS.TRAIN", "DATASETS.TEST", "PU.LABELED_DATASETS", "PU.UNLABELED_DATASETS"):
+    for key in dataset_keys:
         node, name = key.split(".")
         for dataset in cfg[node][name]:
             if dataset not in registered:

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 
-from .conftest import REPO
+from .helpers import REPO
 
 __all__ = ["Killed", "kill_at", "run_killed", "corrupt"]
 

@@ -30,24 +30,17 @@ from pudet.modeling.pu_classifier import PUClassifier
 from pudet.pu import select as sel
 
 from . import faults
-from .conftest import REPO, TINY
-from .test_pu_select import model, pool, pu_cfg  # noqa: F401  (fixtures)
-from .test_train_net import _load_tool
+from .helpers import REPO, TINY, load_script, pu_cfg, tiny_opts
+from .test_pu_select import model, pool  # noqa: F401  (fixtures)
 
 TEACHER_YAML = os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml")
-
-
-def _tiny_opts(tiny_root):
-    return ["WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.SEED", str(TINY.seed),
-            "WILD_DIGITS.NUM_LABELED", str(TINY.num_labeled), "WILD_DIGITS.NUM_POOL", str(TINY.num_pool),
-            "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction)]
 
 
 def _teacher_cfg(tiny_root, *opts):
     cfg = get_cfg()
     pudet.add_pudet_config(cfg)
     cfg.merge_from_file(TEACHER_YAML)
-    cfg.merge_from_list(_tiny_opts(tiny_root) + list(opts))
+    cfg.merge_from_list(tiny_opts(tiny_root) + list(opts))
     register_datasets(cfg)
     return cfg
 
@@ -199,12 +192,13 @@ def test_label_rerun_with_another_seed_or_min_score_is_refused(tiny_benchmark, t
 # 4. no broken file under a final name ------------------------------------------------------------------------
 
 def _train_opts(tiny_root, out, *extra):
-    return ["--config-file", TEACHER_YAML, *extra, *_tiny_opts(tiny_root), "SOLVER.IMS_PER_BATCH", "2",
+    return ["--config-file", TEACHER_YAML, *extra, *tiny_opts(tiny_root), "SOLVER.IMS_PER_BATCH", "2",
             "SOLVER.WARMUP_ITERS", "1", "SOLVER.STEPS", "()", "SOLVER.BASE_LR", "0.001", "SOLVER.MAX_ITER", "4",
             "SOLVER.CHECKPOINT_PERIOD", "2", "DATASETS.TEST", "()", "DATALOADER.NUM_WORKERS", "0", "SEED", "0",
             "OUTPUT_DIR", out]
 
 
+@pytest.mark.slow
 def test_kill_while_writing_the_final_checkpoint_then_resume(tiny_benchmark, tiny_root, tmp_path):
     out = str(tmp_path / "teacher")
     # torch.save calls: model_0000001 (1), model_0000003 (2), model_final (3): killed half-way through the 3rd
@@ -212,7 +206,7 @@ def test_kill_while_writing_the_final_checkpoint_then_resume(tiny_benchmark, tin
     assert proc.returncode == -9, proc.stderr[-3000:]
     names = sorted(n for n in os.listdir(out) if n.endswith(".pth"))
     assert names == ["model_0000001.pth", "model_0000003.pth"]  # no torn model_final.pth
-    tool = _load_tool()
+    tool = load_script("tools", "train_net.py")
     tool.main(default_argument_parser().parse_args(_train_opts(tiny_root, out, "--resume")))
     final = torch.load(os.path.join(out, "model_final.pth"), weights_only=False)
     assert final["iteration"] == 3
@@ -312,3 +306,122 @@ def test_listing_cache_notices_added_files(tmp_path):
     os.utime(root / "sub", ns=(old, old))
     (root / "b.png").write_bytes(b"x")
     assert list_pool_images(str(root), cache_dir=cache) == [str(root / "b.png"), str(root / "sub" / "a.jpg")]
+
+
+# the tools: --pool, --overwrite, strict --weights, --help, logging, config checks, export_student -------------
+
+def _pu_opts(tiny_root, out):
+    return [*tiny_opts(tiny_root), "PU.INIT_FROM_DETECTOR", "", "PU.INPUT_SIZE", "32", "PU.HOLDOUT_FRACTION", "0.25",
+            "PU.PRIOR", "0.3", "SOLVER.IMS_PER_BATCH", "4", "SOLVER.MAX_ITER", "3", "SOLVER.WARMUP_ITERS", "1",
+            "SOLVER.STEPS", "()", "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", out]
+
+
+@pytest.mark.slow
+def test_train_on_a_pool_of_wild_images_from_the_command_line(tiny_benchmark, tiny_root, wild, tmp_path):
+    pool_files = [d["file_name"] for d in DatasetCatalog.get("wild_digits_pool")[:4]]
+    listing = tmp_path / "pool.txt"
+    listing.write_text("\n".join(pool_files + [wild["truncated.jpg"], wild["empty.jpg"], wild["huge.jpg"]]) + "\n")
+    tool = load_script("tools", "purify_net.py")
+    out = str(tmp_path / "pu")
+    torch.manual_seed(0)
+    results = tool.main(tool.parse_args(["train", "--pool", str(listing), *_pu_opts(tiny_root, out),
+                                         "PU.SPLITS_PREFIX", "wild_pool", "DATASETS.TEST", "('wild_pool_holdout',)"]))
+    # 7 pool images, 2 held out (round(0.25 * 7)); 3 iterations of 2 unlabeled images draw all 5 others
+    assert results["pu"]["unlabeled"] + results["pu"]["unreadable"] == 2
+    assert torch.load(os.path.join(out, "model_final.pth"), weights_only=False)["iteration"] == 2
+    with open(os.path.join(out, "log.txt")) as f:
+        log = f.read()
+    assert "pudet.data.mappers WARNING: Skipping unreadable image" in log  # pudet's log lines reach log.txt
+
+
+@pytest.fixture(scope="module")
+def pu_weights(tmp_path_factory):
+    """Two randomly initialised PU classifiers of pu_cfg() saved as checkpoints."""
+    folder = tmp_path_factory.mktemp("pu_weights")
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        torch.save({"model": PUClassifier(pu_cfg()).state_dict()}, folder / f"pu{seed}.pth")
+        paths.append(str(folder / f"pu{seed}.pth"))
+    return paths
+
+
+def test_select_rerun_with_other_weights_is_refused_unless_overwrite(tiny_benchmark, tiny_root, pu_weights,
+                                                                      tmp_path):
+    tool = load_script("tools", "purify_net.py")
+    out = str(tmp_path / "select")
+
+    def select(weights, *extra):
+        return tool.main(tool.parse_args(["select", "--weights", weights, "--output-dir", out, "--topk", "3",
+                                          "--num-workers", "0", *extra, *_pu_opts(tiny_root, str(tmp_path)),
+                                          "PU.PRIOR", "-1.0"]))
+
+    first = select(pu_weights[0])
+    with pytest.raises(ValueError, match="differs in: weights"):
+        select(pu_weights[1])
+    again = select(pu_weights[1], "--overwrite")
+    assert again["weights"] == pu_weights[1] and again["scored"] == first["scored"] == TINY.num_pool
+    with open(os.path.join(out, "log.txt")) as f:
+        assert "pudet.data.chunked" in f.read()  # "scoring: 20 images in ..."
+
+
+def test_weights_of_another_model_are_refused_before_any_image_is_read(tiny_benchmark, tiny_root, pu_weights,
+                                                                        tmp_path):
+    tool = load_script("tools", "purify_net.py")
+    teacher = str(tmp_path / "teacher.pth")
+    torch.manual_seed(0)
+    torch.save({"model": build_model(_teacher_cfg(tiny_root)).state_dict()}, teacher)
+    with faults.kill_at("pudet.data.mappers.read_image_safely"):  # any image read would stop the test
+        with pytest.raises(ValueError, match=rf"the weights {teacher} do not fit the model PUClassifier.*missing"):
+            tool.main(tool.parse_args(["select", "--weights", teacher, "--output-dir", str(tmp_path / "s"),
+                                       *_pu_opts(tiny_root, str(tmp_path))]))
+        with pytest.raises(ValueError, match=r"do not fit the model GeneralizedRCNN.*unexpected"):
+            tool.main(tool.parse_args(["label", "--config-file", TEACHER_YAML, "--weights", pu_weights[0],
+                                       "--output-dir", str(tmp_path / "l"), *tiny_opts(tiny_root)]))
+
+
+def test_label_rerun_with_another_seed_is_refused(tiny_benchmark, tiny_root, tmp_path):
+    tool = load_script("tools", "purify_net.py")
+    teacher = str(tmp_path / "teacher.pth")
+    torch.manual_seed(0)
+    torch.save({"model": build_model(_teacher_cfg(tiny_root)).state_dict()}, teacher)
+
+    def label(*extra):
+        return tool.main(tool.parse_args(["label", "--config-file", TEACHER_YAML, "--weights", teacher,
+                                          "--output-dir", str(tmp_path / "l"), "--num-workers", "0", *extra,
+                                          *tiny_opts(tiny_root), "DATALOADER.NUM_WORKERS", "0"]))
+
+    label("--random", "3", "--seed", "0")
+    with pytest.raises(ValueError, match="image list"):
+        label("--random", "3", "--seed", "1")
+    with pytest.raises(ValueError, match=r"SCORE_THRESH_TEST \(0.05 there, 0.2 now\)"):
+        label("--random", "3", "--seed", "0", "--min-score", "0.2")
+
+
+def test_bad_values_stop_the_tools_before_training(tiny_benchmark, tiny_root, tmp_path):
+    tool = load_script("tools", "purify_net.py")
+    for prior in ("0.0", "-0.5", "1.5"):
+        with pytest.raises(ValueError, match=rf"PU.PRIOR = {float(prior)}"):
+            tool.main(tool.parse_args(["train", *_pu_opts(tiny_root, str(tmp_path)), "PU.PRIOR", prior]))
+    train_net = load_script("tools", "train_net.py")
+    with pytest.raises(ValueError, match="DATASETS.TEST names 'wild_digits_vla'"):
+        train_net.main(default_argument_parser().parse_args(
+            [*tiny_opts(tiny_root), "DATASETS.TEST", "('wild_digits_vla',)", "OUTPUT_DIR", str(tmp_path)]))
+    assert not os.path.exists(tmp_path / "last_checkpoint")
+
+
+def test_purify_net_help_exits_0_without_torch_jit_warnings():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-W", "default", os.path.join(REPO, "tools", "purify_net.py"), "--help"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "purify_net.py train" in proc.stdout
+    assert "torch.jit.script" not in proc.stderr
+
+
+def test_export_student_refuses_a_pu_classifier_checkpoint(pu_weights, tmp_path):
+    tool = load_script("tools", "export_student.py")
+    with pytest.raises(ValueError, match="is not a detector's checkpoint"):
+        tool.main([pu_weights[0], str(tmp_path / "student.pth")])
+    assert not os.path.exists(tmp_path / "student.pth")

@@ -37,11 +37,14 @@ from detectron2.data import DatasetCatalog  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 from detectron2.utils import comm  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
+from pudet.config import check_config  # noqa: E402
 from pudet.data import register_datasets  # noqa: E402
 from pudet.data.build import register_pu_splits  # noqa: E402
-from pudet.data.chunked import write_unreadable  # noqa: E402
+from pudet.data.chunked import describe_job, write_unreadable  # noqa: E402
+from pudet.data.datasets import use_pool_option  # noqa: E402
 from pudet.data.mappers import InferenceMapper, PUDatasetMapper  # noqa: E402
 from pudet.engine import PUTrainer  # noqa: E402
 from pudet.engine.pseudo_label import (  # noqa: E402
@@ -56,6 +59,7 @@ from pudet.engine.purification import resolve_prior  # noqa: E402
 from pudet.engine.region_pu import box_pu_scorer, score_pool_regions, train_region_pu  # noqa: E402
 from pudet.evaluation import results_table, save_results  # noqa: E402
 from pudet.evaluation.pseudo_labels import label_diagnostics, plot_gallery  # noqa: E402
+from pudet.modeling.checkpoint import load_weights_strictly  # noqa: E402
 from pudet.pu.select import (  # noqa: E402
     score_pool,
     select_by_pu_scores,
@@ -70,6 +74,9 @@ DEFAULT_TEACHER_CONFIG = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml"
 )
 logger = logging.getLogger("pudet.purify_net")
+# the config's dataset names each command reads (checked before it starts)
+_DATASET_KEYS = {"train": ("DATASETS.TEST", "PU.LABELED_DATASETS", "PU.UNLABELED_DATASETS"),
+                 "select": ("PU.UNLABELED_DATASETS",), "label": ("DATASETS.TRAIN", "PU.UNLABELED_DATASETS")}
 
 
 def setup(args):
@@ -85,11 +92,16 @@ def setup(args):
         cfg.OUTPUT_DIR = args.output_dir or os.path.join(cfg.OUTPUT_DIR, default)
     if args.command == "label":
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = args.min_score
+    if args.pool:
+        cfg.PU.POOL = args.pool
+    use_pool_option(cfg)
     cfg.freeze()
     default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="pudet")
     register_datasets(cfg)
     if args.command == "train":
         register_pu_splits(cfg)
+    check_config(cfg, args.config_file, _DATASET_KEYS[args.command])
     return cfg
 
 
@@ -139,12 +151,12 @@ def select(args):
                                         weights=args.weights)
         return print_selection(summary, out)
     model = build_model(cfg)  # not PUTrainer's: its PU.INIT_FROM_DETECTOR is overwritten by the weights anyway
-    DetectionCheckpointer(model).load(args.weights)
+    load_weights_strictly(model, args.weights)
     score_pool(
         model, dicts, out, mapper=PUDatasetMapper(cfg, False), batch_size=args.batch_size,
         num_workers=cfg.DATALOADER.NUM_WORKERS if args.num_workers is None else args.num_workers,
         chunk_size=args.chunk_size, rank=comm.get_rank(), world_size=comm.get_world_size(),
-        progress=comm.is_main_process(),
+        progress=comm.is_main_process(), job=describe_job(cfg, args.weights), overwrite=args.overwrite,
     )
     comm.synchronize()
     if not comm.is_main_process():
@@ -183,8 +195,10 @@ def label(args):
             dicts = random_subset(dicts, args.random, args.seed)
             source = f"{args.random} random images of {dataset} (seed {args.seed})"
     model = build_model(cfg)
-    DetectionCheckpointer(model).load(args.weights)
+    load_weights_strictly(model, args.weights)
+    job = describe_job(cfg, args.weights)
     if args.pu_weights:
+        job["pu_weights"] = describe_job(weights=args.pu_weights)["weights"]
         model = box_pu_scorer(model, args.pu_weights, args.weights)
     categories = teacher_categories(cfg.DATASETS.TRAIN[0])
     out = cfg.OUTPUT_DIR
@@ -192,7 +206,8 @@ def label(args):
         model, dicts, out, mapper=InferenceMapper(cfg), category_ids=[c["id"] for c in categories],
         batch_size=args.batch_size, chunk_size=args.chunk_size,
         num_workers=cfg.DATALOADER.NUM_WORKERS if args.num_workers is None else args.num_workers,
-        rank=comm.get_rank(), world_size=comm.get_world_size(), progress=comm.is_main_process(),
+        rank=comm.get_rank(), world_size=comm.get_world_size(), progress=comm.is_main_process(), job=job,
+        overwrite=args.overwrite,
     )
     comm.synchronize()
     if not comm.is_main_process():
@@ -234,6 +249,9 @@ def gallery(args):
 
 def parse_args(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__ + "\n'purify_net.py COMMAND --help' lists a command's options.")
+        raise SystemExit(0)
     if not argv or argv[0] not in ("train", "select", "label", "gallery"):
         raise SystemExit(__doc__ + "\nerror: the first argument must be 'train', 'select', 'label' or 'gallery'")
     command, rest = argv[0], argv[1:]
@@ -292,6 +310,11 @@ def parse_args(argv=None):
         add("--batch-size", type=int, default=32, help="images per forward (default: %(default)s)")
         add("--chunk-size", type=int, default=4096, help="images per resumable chunk (default: %(default)s)")
         add("--num-workers", type=int, default=None, help="loader workers (default: DATALOADER.NUM_WORKERS)")
+    add("--pool", default="", help="a folder (images at any depth) or a list file of images: the unlabeled pool, "
+        "instead of PU.UNLABELED_DATASETS (sets PU.POOL)")
+    if command in ("select", "label"):
+        add("--overwrite", action="store_true", help="start again in an output folder that holds another job's "
+            "chunks (without it, such a rerun is refused)")
     args = parser.parse_args(rest)
     if command == "label" and args.random and args.selection:
         parser.error("--random draws from a dataset, not from a --selection")

@@ -22,7 +22,9 @@ from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
 from detectron2.utils import comm  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
 
+from pudet.config import check_config  # noqa: E402
 from pudet.data import register_datasets  # noqa: E402
 from pudet.engine import DetectionTrainer, resolve_pretrained_weights  # noqa: E402
 from pudet.evaluation import results_table, save_results  # noqa: E402
@@ -41,7 +43,9 @@ def setup(args):
     resolve_pretrained_weights(cfg)  # the benchmark's glyph-pretrained backbone, when WILD_DIGITS.PRETRAIN.ENABLED
     cfg.freeze()
     default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="pudet")
     register_datasets(cfg)
+    check_config(cfg, args.config_file)
     return cfg
 
 

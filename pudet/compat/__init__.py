@@ -21,6 +21,7 @@ import importlib.util
 import logging
 import sys
 import types
+import warnings
 
 __all__ = [
     "MissingCompiledOpError",
@@ -106,8 +107,14 @@ def cocoeval_class():
     return FasterCOCOeval
 
 
+def _quiet_torch_jit_deprecation():
+    # detectron2 (v0.6 and main) calls torch.jit.script at import time; torch >= 2.10 warns on every call
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+
+
 def apply() -> None:
     """Install the stand-ins this detectron2 build needs. Idempotent; ``import pudet`` calls it."""
+    _quiet_torch_jit_deprecation()
     import detectron2
 
     if not has_compiled_ops() and _STANDIN_NAME not in sys.modules:

@@ -9,7 +9,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils.file_io import PathManager
 from torch import nn
 
-__all__ = ["load_checkpoint"]
+__all__ = ["load_checkpoint", "load_weights_strictly"]
 
 
 class _CheckpointReader(DetectionCheckpointer):
@@ -36,3 +36,24 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     reader = _CheckpointReader()
     rest = reader.load(path)
     return {"model": reader.weights, **rest}
+
+
+def load_weights_strictly(model: nn.Module, path: str) -> None:
+    """Loads the weights of the checkpoint at ``path`` into ``model``; a model tensor the file lacks, a file
+    tensor the model lacks, or a tensor of another shape is a ValueError naming them (e.g. a PU classifier's
+    checkpoint given for a detector), raised before the model changes."""
+    weights = load_checkpoint(path)["model"]
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    shapes = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
+    if missing or unexpected or shapes:
+        def some(keys):
+            return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+        problems = [f"{len(missing)} missing ({some(missing)})" if missing else "",
+                    f"{len(unexpected)} unexpected ({some(unexpected)})" if unexpected else "",
+                    f"{len(shapes)} of another shape ({some(shapes)})" if shapes else ""]
+        raise ValueError(f"the weights {path} do not fit the model {type(model).__name__} of this config: tensors "
+                         + "; ".join(p for p in problems if p) + ". Is it the checkpoint of another model?")
+    model.load_state_dict(weights)

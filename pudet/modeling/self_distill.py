@@ -276,6 +276,9 @@ def export_student(checkpoint_path: str, output_path: str) -> int:
     """Writes ``checkpoint_path``'s student as a plain detectron2 checkpoint (``{"model": state_dict}``) that
     a ``GeneralizedRCNN`` or ``DefaultPredictor`` loads without pudet. Returns the number of tensors."""
     weights = student_state_dict(load_checkpoint(checkpoint_path)["model"])
+    if not all(any(k.startswith(prefix) for k in weights) for prefix in ("proposal_generator.", "roi_heads.")):
+        raise ValueError(f"{checkpoint_path} is not a detector's checkpoint (no proposal_generator.* and roi_heads.* "
+                         "tensors): export a SelfDistillRCNN or GeneralizedRCNN training checkpoint")
     save_student(weights, output_path)
     return len(weights)
 

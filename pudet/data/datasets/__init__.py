@@ -7,8 +7,10 @@ from .image_pool import (
     IMAGE_EXTENSIONS,
     list_pool_images,
     load_image_pool,
+    pool_dataset_name,
     register_builtin_pools,
     register_image_pool,
+    use_pool_option,
 )
 from .pseudo_labeled import check_pseudo_categories, load_pseudo_labeled, pseudo_dataset_name, register_pseudo_labeled
 from .wild_digits import WildDigitsSpec, build_wild_digits, register_wild_digits
@@ -26,6 +28,8 @@ __all__ = [
     "register_datasets",
     "register_image_pool",
     "register_pseudo_labeled",
+    "pool_dataset_name",
+    "use_pool_option",
     "register_wild_digits",
 ]
 
@@ -38,6 +42,8 @@ def register_datasets(cfg) -> None:
     listed or read here."""
     register_wild_digits(WildDigitsSpec.from_config(cfg), root=cfg.WILD_DIGITS.ROOT or None)
     register_builtin_pools()
+    if cfg.PU.POOL:
+        register_image_pool(pool_dataset_name(cfg.PU.POOL), cfg.PU.POOL)
     tau = pseudo_score_thresh(cfg)
     for path in cfg.DATASETS.TRAIN_PSEUDO:
         pu = cfg.DATASETS.PSEUDO_PU_SCORE_THRESH

@@ -25,6 +25,8 @@ __all__ = [
     "load_image_pool",
     "register_image_pool",
     "register_builtin_pools",
+    "pool_dataset_name",
+    "use_pool_option",
 ]
 
 logger = logging.getLogger(__name__)
@@ -136,6 +138,18 @@ def register_image_pool(name: str, root_or_list_file: str, *, cache_dir: str = N
     )
     MetadataCatalog.get(name).set(pool_source=source, evaluator_type="unlabeled", **metadata)
     return name
+
+
+def pool_dataset_name(root_or_list_file: str) -> str:
+    """The dataset name of a pool given by its path (``PU.POOL``, ``--pool``): ``pool:<absolute path>``."""
+    return f"pool:{os.path.abspath(os.path.expanduser(root_or_list_file))}"
+
+
+def use_pool_option(cfg) -> None:
+    """When ``cfg.PU.POOL`` names a folder or list file, registers it (:func:`pool_dataset_name`) and makes it
+    ``PU.UNLABELED_DATASETS``. Call before ``cfg.freeze()``; the tools do."""
+    if cfg.PU.POOL:
+        cfg.PU.UNLABELED_DATASETS = (register_image_pool(pool_dataset_name(cfg.PU.POOL), cfg.PU.POOL),)
 
 
 def register_builtin_pools(root: str = None) -> None:

@@ -45,6 +45,19 @@ def _teacher_cfg(tiny_root, *opts):
     return cfg
 
 
+@pytest.fixture
+def pudet_log(caplog):
+    """caplog, receiving the ``pudet`` logger's records even after a tool's ``setup_logger`` stopped them from
+    propagating to the root logger."""
+    logger = logging.getLogger("pudet")
+    logger.addHandler(caplog.handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(level)
+
+
 @pytest.fixture(scope="module")
 def wild(tmp_path_factory):
     """Images in the wild: a 8200x8200 JPEG (67 MP, above read_image_safely's 64 MP limit), a 16-bit PNG, a
@@ -70,7 +83,8 @@ def wild(tmp_path_factory):
 
 def test_training_loader_skips_unreadable_images(tiny_benchmark, tiny_root, wild):
     _teacher_cfg(tiny_root)
-    good = [{"file_name": d["file_name"], "image_id": d["image_id"]} for d in DatasetCatalog.get("wild_digits_pool")[:3]]
+    good = [{"file_name": d["file_name"], "image_id": d["image_id"]}
+            for d in DatasetCatalog.get("wild_digits_pool")[:3]]
     bad = [{"file_name": wild[k], "image_id": 100 + i} for i, k in enumerate(("truncated.jpg", "empty.jpg"))]
     huge = {"file_name": wild["huge.jpg"], "image_id": 200}
     dicts = good[:1] + bad[:1] + good[1:2] + bad[1:] + [huge] + good[2:]
@@ -214,17 +228,15 @@ def test_kill_while_writing_the_final_checkpoint_then_resume(tiny_benchmark, tin
                torch.load(os.path.join(out, "model_0000003.pth"), weights_only=False)["model"].items())
 
 
-def test_resume_skips_an_unreadable_checkpoint(tmp_path, caplog):
-    model = torch.nn.Linear(2, 1)
-    checkpointer = AtomicCheckpointer(model, str(tmp_path))
+def test_resume_skips_an_unreadable_checkpoint(tmp_path, pudet_log):
+    checkpointer = AtomicCheckpointer(torch.nn.Linear(2, 1), str(tmp_path))
     checkpointer.save("model_0000001", iteration=1)
     checkpointer.save("model_0000003", iteration=3)
     assert open(tmp_path / "last_checkpoint").read() == "model_0000003.pth"
     assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000001.pth", "model_0000003.pth"]
     faults.corrupt(str(tmp_path / "model_0000003.pth"), "truncate")
-    with caplog.at_level(logging.WARNING, logger="pudet"):
-        assert checkpointer.resume_or_load("", resume=True)["iteration"] == 1
-    assert "model_0000003.pth is unreadable" in caplog.text
+    assert checkpointer.resume_or_load("", resume=True)["iteration"] == 1
+    assert "model_0000003.pth is unreadable" in pudet_log.text
     faults.corrupt(str(tmp_path / "model_0000001.pth"), "empty")
     assert not checkpointer.has_checkpoint()
 
@@ -265,23 +277,21 @@ def test_good_config_passes_and_unknown_dataset_is_an_error(tiny_root):
         check_config(cfg)
 
 
-def test_list_file_of_missing_paths_is_an_error(tmp_path, caplog):
+def test_list_file_of_missing_paths_is_an_error(tmp_path, pudet_log):
     listing = tmp_path / "pool.txt"
     listing.write_text("a/1.jpg\na/2.jpg\n")
     with pytest.raises(FileNotFoundError, match=f"list file {listing}: none of its 2 paths exists"):
         load_image_pool(str(listing))
     (tmp_path / "a").mkdir()
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "a" / "2.jpg")
-    with caplog.at_level(logging.WARNING, logger="pudet"):
-        assert len(load_image_pool(str(listing))) == 2
-    assert "1 of 2 paths checked do not exist" in caplog.text
+    assert len(load_image_pool(str(listing))) == 2
+    assert "1 of 2 paths checked do not exist" in pudet_log.text
 
 
-def test_topk_larger_than_the_pool_warns(caplog):
+def test_topk_larger_than_the_pool_warns(pudet_log):
     ids, scores = np.array([3, 4]), np.array([0.2, 0.7], np.float32)
-    with caplog.at_level(logging.WARNING, logger="pudet"):
-        assert sel.select_top(ids, scores, topk=5).tolist() == [1, 0]
-    assert "top-K = 5 is more than the 2 scored images" in caplog.text
+    assert sel.select_top(ids, scores, topk=5).tolist() == [1, 0]
+    assert "top-K = 5 is more than the 2 scored images" in pudet_log.text
 
 
 def test_truncated_pseudo_label_file_names_the_file(tmp_path):

@@ -3,10 +3,11 @@
 The dicts are cut into fixed chunks of consecutive images; chunk ``c`` belongs to rank ``c % world_size``.
 Each finished chunk is written atomically to ``<out>/chunks/chunk_<c><suffix>``, so a run killed at any
 point and restarted with the same arguments skips the finished chunks; inference being deterministic, the
-merged result equals an uninterrupted run's. A run with other images, weights, config or options is
-refused in a folder holding another job's chunks (``chunks/manifest.json`` records what determines them). Memory holds one chunk's small per-image records, never its
-images. Unreadable images (the mapper returns ``{"image_id", "file_name", "unreadable": reason}``) are
-recorded with their reason (:class:`Unreadable`) and never stop the run. ``purify_net.py select`` and ``label`` both run on it.
+merged result equals an uninterrupted run's. A run with other images, weights, config or options is refused
+in a folder holding another job's chunks (``chunks/manifest.json`` records what determines them). Memory
+holds one chunk's small per-image records, never its images. Unreadable images (the mapper returns
+``{"image_id", "file_name", "unreadable": reason}``) are recorded with their reason (:class:`Unreadable`) and
+never stop the run. ``purify_net.py select`` and ``label`` both run on it.
 """
 import hashlib
 import json

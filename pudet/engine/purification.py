@@ -57,19 +57,35 @@ def estimate_prior_from_splits(cfg, model, batch_size: int = 32) -> dict:
             "n_unlabeled": len(samples[1])}
 
 
+def _prior_job(cfg) -> dict:
+    """What an estimate of the prior depends on: the datasets, their held-out part, the estimator, how many
+    images it samples and the detector whose backbone features it reads."""
+    return {"labeled": list(cfg.PU.LABELED_DATASETS), "unlabeled": list(cfg.PU.UNLABELED_DATASETS),
+            "holdout": [cfg.PU.HOLDOUT_FRACTION, cfg.PU.HOLDOUT_MAX], "estimator": cfg.PU.PRIOR_ESTIMATOR,
+            "samples": cfg.PU.PRIOR_SAMPLES, "detector": cfg.PU.INIT_FROM_DETECTOR}
+
+
 def resolve_prior(cfg):
     """``cfg`` with ``PU.PRIOR`` resolved: as given when > 0; when -1, the estimate of
     :func:`estimate_prior_from_splits` on the PU classifier ``PUTrainer.build_model(cfg)`` builds, computed
     once on rank 0 and kept in ``OUTPUT_DIR/prior.json`` so that ``--resume`` and the other ranks use the same
-    value. Returns a frozen clone (``cfg`` itself is not changed)."""
+    value. The file records what the estimate depends on (:func:`_prior_job`): one of another job (other
+    datasets, estimator, samples or detector) is an error, never reused. Returns a frozen clone (``cfg`` itself
+    is not changed)."""
     if cfg.PU.PRIOR > 0:
         return cfg
     path = os.path.join(cfg.OUTPUT_DIR, "prior.json")
+    job = _prior_job(cfg)
     if comm.is_main_process() and not os.path.isfile(path):
-        save_results(estimate_prior_from_splits(cfg, PUTrainer.build_model(cfg)), path)
+        save_results({**estimate_prior_from_splits(cfg, PUTrainer.build_model(cfg)), "job": job}, path)
     comm.synchronize()
     with open(path) as f:
         estimate = json.load(f)
+    found = estimate.get("job", job)  # (files of older pudet versions record none)
+    if found != job:
+        diffs = [f"{k} ({found.get(k)} there, {job[k]} now)" for k in job if found.get(k) != job[k]]
+        raise ValueError(f"{path} holds a prior estimated for another job ({'; '.join(diffs)}): delete it to "
+                         "estimate again, or train into another OUTPUT_DIR")
     cfg = cfg.clone()
     cfg.defrost()
     cfg.PU.PRIOR = estimate["prior"]

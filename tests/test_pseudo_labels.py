@@ -17,7 +17,7 @@ from pudet.data import register_datasets
 from pudet.data.build import build_expanded_train_loader
 from pudet.data.datasets import check_pseudo_categories, pseudo_dataset_name, register_pseudo_labeled
 from pudet.data.mappers import InferenceMapper, PseudoLabelMapper
-from pudet.engine.pseudo_label import label_images, merge_pseudo_labels, random_subset
+from pudet.engine.pseudo_label import label_images, label_source, merge_pseudo_labels, random_subset
 from pudet.evaluation.pseudo_labels import box_precision_recall, pseudo_label_stats
 
 from .helpers import TINY, WD_CONFIGS, Crash, CrashAfter, load_script, tiny_opts
@@ -296,3 +296,19 @@ def test_metadata_of_the_benchmark_has_the_categories(tiny_benchmark, tiny_root)
     _cfg(tiny_root)
     DatasetCatalog.get("wild_digits_train")
     assert MetadataCatalog.get("wild_digits_train").thing_dataset_id_to_contiguous_id == {1: 0, 2: 1, 3: 2, 4: 3, 5: 4}
+
+
+def test_label_source_selection_dataset_or_random(tiny_benchmark, tiny_root, tmp_path):
+    _cfg(tiny_root)
+    pool = DatasetCatalog.get("wild_digits_pool")
+    selection = tmp_path / "selected.json"
+    selection.write_text(json.dumps({"summary": {"dataset": "wild_digits_pool"}, "images": [
+        {"file_name": pool[4]["file_name"], "image_id": pool[4]["image_id"], "score": 2.0},
+        {"file_name": pool[1]["file_name"], "image_id": pool[1]["image_id"], "score": 1.0}]}))
+    dicts, dataset, source = label_source(selection=str(selection))
+    assert [d["image_id"] for d in dicts] == [pool[4]["image_id"], pool[1]["image_id"]]  # best first, as selected
+    assert (dataset, source) == ("wild_digits_pool", f"selection {selection}")
+    dicts, _, source = label_source(dataset="wild_digits_pool")
+    assert len(dicts) == TINY.num_pool and source == "dataset wild_digits_pool"
+    dicts, _, source = label_source(dataset="wild_digits_pool", random=5, seed=2)
+    assert dicts == random_subset(pool, 5, 2) and source == "5 random images of wild_digits_pool (seed 2)"

@@ -43,17 +43,15 @@ from tabulate import tabulate  # noqa: E402
 from pudet.config import check_config  # noqa: E402
 from pudet.data import register_datasets  # noqa: E402
 from pudet.data.build import register_pu_splits  # noqa: E402
-from pudet.data.chunked import describe_job, write_unreadable  # noqa: E402
+from pudet.data.chunked import describe_job  # noqa: E402
 from pudet.data.datasets import use_pool_option  # noqa: E402
 from pudet.data.mappers import InferenceMapper, PUDatasetMapper  # noqa: E402
 from pudet.engine import PUTrainer  # noqa: E402
 from pudet.engine.pseudo_label import (  # noqa: E402
+    finish_pseudo_labels,
     label_images,
-    merge_pseudo_labels,
-    random_subset,
-    selection_dicts,
+    label_source,
     teacher_categories,
-    write_pseudo_labels,
 )
 from pudet.engine.purification import resolve_prior  # noqa: E402
 from pudet.engine.region_pu import box_pu_scorer, score_pool_regions, train_region_pu  # noqa: E402
@@ -182,18 +180,8 @@ def label(args):
     if not os.path.isfile(args.weights):
         raise FileNotFoundError(
             f"teacher weights {args.weights} not found: train it with tools/train_net.py or pass --weights")
-    if args.selection:
-        dicts = selection_dicts(args.selection)
-        with open(args.selection) as f:
-            dataset = json.load(f)["summary"]["dataset"]
-        source = f"selection {args.selection}"
-    else:
-        dataset = args.dataset or cfg.PU.UNLABELED_DATASETS[0]
-        dicts = DatasetCatalog.get(dataset)
-        source = f"dataset {dataset}"
-        if args.random:
-            dicts = random_subset(dicts, args.random, args.seed)
-            source = f"{args.random} random images of {dataset} (seed {args.seed})"
+    dicts, dataset, source = label_source(selection=args.selection, random=args.random, seed=args.seed,
+                                          dataset=args.dataset or cfg.PU.UNLABELED_DATASETS[0])
     model = build_model(cfg)
     load_weights_strictly(model, args.weights)
     job = describe_job(cfg, args.weights)
@@ -214,9 +202,7 @@ def label(args):
         return None
     info = {"teacher_config": args.config_file or DEFAULT_TEACHER_CONFIG, "teacher_weights": args.weights,
             "source": source, "dataset": dataset, "min_score": args.min_score}
-    coco, bad = merge_pseudo_labels(out, len(dicts), args.chunk_size, categories, info)
-    write_pseudo_labels(os.path.join(out, "pseudo_labels.json"), coco)
-    write_unreadable(os.path.join(out, "unreadable.tsv"), bad)
+    coco, bad = finish_pseudo_labels(out, len(dicts), args.chunk_size, categories, info)
     diagnostics = label_diagnostics(coco, out, taus=args.taus, labeled_datasets=cfg.DATASETS.TRAIN,
                                     pu_score_thresh=args.pu_thresh if args.pu_weights else None)
     print(f"Pseudo-labels of {coco['info']['source']} ({len(bad)} unreadable images skipped)")

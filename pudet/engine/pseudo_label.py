@@ -5,16 +5,17 @@ Runs on :mod:`pudet.data.chunked`: resumable, sharded across ranks, tolerant of 
 """
 import json
 import logging
+import os
 from typing import Dict, List
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ..data.chunked import Unreadable, finished_chunks, run_chunked
+from ..data.chunked import Unreadable, finished_chunks, run_chunked, write_unreadable
 from ..utils import atomic_write
 
-__all__ = ["teacher_categories", "label_images", "merge_pseudo_labels", "write_pseudo_labels", "random_subset",
-           "selection_dicts"]
+__all__ = ["teacher_categories", "label_images", "merge_pseudo_labels", "write_pseudo_labels", "finish_pseudo_labels",
+           "random_subset", "selection_dicts", "label_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,15 @@ def write_pseudo_labels(path: str, coco: dict) -> None:
     atomic_write(path, lambda f: json.dump(coco, f))
 
 
+def finish_pseudo_labels(out_dir: str, num_images: int, chunk_size: int, categories: List[dict], info: Dict):
+    """Merges the finished chunks of :func:`label_images` in ``out_dir`` and writes ``pseudo_labels.json`` and
+    ``unreadable.tsv`` there. Returns ``(coco, unreadable)`` as :func:`merge_pseudo_labels`."""
+    coco, unreadable = merge_pseudo_labels(out_dir, num_images, chunk_size, categories, info)
+    write_pseudo_labels(os.path.join(out_dir, "pseudo_labels.json"), coco)
+    write_unreadable(os.path.join(out_dir, "unreadable.tsv"), unreadable)
+    return coco, unreadable
+
+
 def random_subset(dicts: List[dict], k: int, seed: int) -> List[dict]:
     """``k`` dicts drawn without replacement with ``seed`` (the random-selection baseline U^R), in pool order."""
     if not 0 < k <= len(dicts):
@@ -111,3 +121,16 @@ def selection_dicts(selection_json: str) -> List[dict]:
     with open(selection_json) as f:
         images = json.load(f)["images"]
     return [{"file_name": im["file_name"], "image_id": im["image_id"]} for im in images]
+
+
+def label_source(*, selection: str = "", dataset: str = "", random: int = 0, seed: int = 0):
+    """The images ``purify_net.py label`` pseudo-labels: those of a ``selected.json`` (``selection``; its pool is
+    the one its summary names), or of the registered ``dataset`` (all of them, or ``random`` of them drawn with
+    ``seed``: U^R). Returns ``(dicts, dataset name, a description for the file's info)``."""
+    if selection:
+        with open(selection) as f:
+            return selection_dicts(selection), json.load(f)["summary"]["dataset"], f"selection {selection}"
+    dicts = DatasetCatalog.get(dataset)
+    if not random:
+        return dicts, dataset, f"dataset {dataset}"
+    return random_subset(dicts, random, seed), dataset, f"{random} random images of {dataset} (seed {seed})"

@@ -6,11 +6,15 @@ the paper's Table 1.
 Stages (run in order; --stage runs one, reading what the earlier ones wrote; each is rerun-safe: a
 finished stage is skipped, an interrupted training resumes from its last checkpoint):
   teacher    the teacher D_t on L (COCO AP on val)
-  pu         the PU classifier N_pu (nnPU, prior estimated) on L and the pool U
-  select     N_pu scores every pool image; U^P = the top K = n_l
+  pu         the PU classifiers on L and the pool U, nnPU with the prior estimated: the paper's image-level
+             N_pu (the teacher's backbone + a pooled linear head) and the region head (the teacher's regions
+             at scales 1 and 0.5 scored one by one; an image scores as its best region; BBE prior)
+  select     both score every pool image; U^P = the region head's top K = n_l (its summary compares it with
+             uPU, naive PN, the teacher's own confidence and a true-label oracle on the same features)
   label      D_t pseudo-labels the whole pool (for the confidence-based selection and the teacher's
-             false alarms), U^P, a random U^R of K images, and U^C = the K images whose best box scores
-             highest (the selection a practitioner tries first: purify_net.py select --by teacher-confidence)
+             false alarms), U^P (with each box's region PU score: box-level purification is reported), a
+             random U^R of K images, and U^C = the K images whose best box scores highest (the selection a
+             practitioner tries first: purify_net.py select --by teacher-confidence)
   students   the rows: labeled only (the teacher trained on as long again, plain detectron2); + self-
              distillation on L; + U^R, U^P at tau 0.5 and 0.9; + U^C at 0.5 (self-distillation on L + U^x);
              students start from the teacher's weights
@@ -40,6 +44,7 @@ TOOLS = os.path.join(REPO, "tools")
 TEACHER_YAML = os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml")
 STUDENT_YAML = os.path.join(REPO, "configs", "WildDigits", "student_R18_FPN_sd.yaml")
 PU_YAML = os.path.join(REPO, "configs", "WildDigits", "pu_R18_nnpu.yaml")
+PU_REGION_YAML = os.path.join(REPO, "configs", "WildDigits", "pu_R18_region.yaml")
 # (row key, label, training data: None = L only, or (selection, tau); self-distillation?)
 ROWS = (
     ("baseline", "Labeled only (baseline)", None, False),
@@ -115,6 +120,7 @@ def paths(args):
     return {
         "teacher": os.path.join(o, "teacher"), "pu": os.path.join(o, "pu"),
         "select": os.path.join(o, "pu", "select"), "labels": os.path.join(o, "labels"),
+        "pu_region": os.path.join(o, "pu_region"), "select_region": os.path.join(o, "pu_region", "select"),
         "select_confidence": os.path.join(o, "labels", "select_confidence"),
         "students": os.path.join(o, "students"), "logs": os.path.join(o, "logs"),
     }
@@ -132,15 +138,22 @@ def stage_teacher(args, p):
 
 
 def stage_pu(args, p):
+    teacher = os.path.join(p["teacher"], "model_final.pth")
     step(p, "pu", os.path.join(p["pu"], "eval_results.json"), "purify_net.py",
          "train", "--resume", "--config-file", PU_YAML, *benchmark_opts(args), *schedule(args.pu_iters, 0.01),
-         "PU.INIT_FROM_DETECTOR", os.path.join(p["teacher"], "model_final.pth"), "OUTPUT_DIR", p["pu"])
+         "PU.INIT_FROM_DETECTOR", teacher, "OUTPUT_DIR", p["pu"])
+    step(p, "pu_region", os.path.join(p["pu_region"], "eval_results.json"), "purify_net.py",
+         "train", "--config-file", PU_REGION_YAML, *benchmark_opts(args), "PU.INIT_FROM_DETECTOR", teacher,
+         "OUTPUT_DIR", p["pu_region"])
 
 
 def stage_select(args, p):
     step(p, "select", os.path.join(p["select"], "selected.json"), "purify_net.py",
          "select", "--config-file", PU_YAML, *benchmark_opts(args),
          "PU.PRIOR", str(read_json(os.path.join(p["pu"], "prior.json"))["prior"]), "OUTPUT_DIR", p["pu"])
+    step(p, "select_region", os.path.join(p["select_region"], "selected.json"), "purify_net.py",
+         "select", "--config-file", PU_REGION_YAML, *benchmark_opts(args),
+         "PU.INIT_FROM_DETECTOR", os.path.join(p["teacher"], "model_final.pth"), "OUTPUT_DIR", p["pu_region"])
 
 
 def _label(args, p, name, *source):
@@ -152,7 +165,8 @@ def _label(args, p, name, *source):
 
 def stage_label(args, p):
     _label(args, p, "pool", "--dataset", "wild_digits_pool")
-    _label(args, p, "pu", "--selection", os.path.join(p["select"], "selected.json"))
+    _label(args, p, "pu", "--selection", os.path.join(p["select_region"], "selected.json"),
+           "--pu-weights", os.path.join(p["pu_region"], "model_final.pth"))
     _label(args, p, "random", "--dataset", "wild_digits_pool", "--random", str(args.num_labeled),
            "--seed", str(args.seed))
     step(p, "select_confidence", os.path.join(p["select_confidence"], "selected.json"), "purify_net.py",
@@ -220,40 +234,53 @@ def stage_report(args, p):
             boxes = next(r["boxes"] for r in diag["taus"] if r["tau"] == thr)
         rows.append([label, n_u, thr, boxes, *(ap[m] for m in metrics)])
 
-    # the selections against the hidden truth (in their summaries): N_pu's scores vs the teacher's best box score
-    summary = read_json(os.path.join(p["select"], "selected.json"))["summary"]
+    # the selections against the hidden truth (in their summaries): the paper's image head, the region head beside
+    # what its features allow (uPU, naive PN, the teacher's confidence, a true-label oracle), U^C
+    image = read_json(os.path.join(p["select"], "selected.json"))["summary"]
+    summary = read_json(os.path.join(p["select_region"], "selected.json"))["summary"]
     confidence = read_json(os.path.join(p["select_confidence"], "selected.json"))["summary"]
     sel_headers = ["selection of K = n_l pool images", "AUC", "precision@K", "recall@K"]
-    sel_rows = [_selection_row("PU classifier N_pu (nnPU)", summary),
-                _selection_row("teacher's best box score", confidence),
-                ["random (expected)", 50.0, 100 * summary["pool positive fraction"],
-                 100 * summary["selected"] / summary["scored"]]]
-    prior = read_json(os.path.join(p["pu"], "prior.json"))
+    sel_rows = [_selection_row("image head N_pu, nnPU (the paper's)", image)]
+    sel_rows += [[r["selection"], r["AUC"], r["precision@K"], r["recall@K"]] for r in summary["comparison"][:-1]]
+    sel_rows += [_selection_row("teacher's best box score (U^C)", confidence), list(summary["comparison"][-1].values())]
+    prior = read_json(os.path.join(p["pu_region"], "prior.json"))
+    image_prior = read_json(os.path.join(p["pu"], "prior.json"))
+    purified = read_json(os.path.join(p["labels"], "pu", "diagnostics.json"))
+    box_headers = ["pseudo-boxes of U^P", "tau", "boxes", "precision", "recall"]
+    box_rows = [[name, r["tau"], r["boxes"], r["precision"], r["recall"]]
+                for name, rows in (("as labelled", purified["taus"]),
+                                   (f"box-purified (region PU score >= {purified['box purified']['pu_score_thresh']:g})",
+                                    purified["box purified"]["taus"]))
+                for r in rows if r["tau"] in (0.5, 0.9)]
 
     run([sys.executable, os.path.join(TOOLS, "purify_net.py"), "gallery",
          os.path.join(p["labels"], "random", "pseudo_labels.json"),
          os.path.join(p["labels"], "pu", "pseudo_labels.json"),
          "--titles", "random (U^R)", "PU-selected (U^P)", "--output", os.path.join(args.output_dir, "gallery.png"),
          "--seed", str(args.seed)], os.path.join(p["logs"], "gallery.log"))
-    shutil.copyfile(os.path.join(p["select"], "score_histogram.png"),
+    shutil.copyfile(os.path.join(p["select_region"], "score_histogram.png"),
                     os.path.join(args.output_dir, "score_histogram.png"))
 
     table = tabulate(rows, headers=headers, tablefmt="github", floatfmt=".1f")
     claims = check_claims(student_ap)
     sel_table = tabulate(sel_rows, headers=sel_headers, tablefmt="github", floatfmt=".1f")
-    prior_line = (f"class prior pi_p: estimated {prior['prior']:.3f} ({prior.get('estimator', 'elkan-noto')}), true "
-                  f"{summary['pool positive fraction']:.3f}")
+    box_table = tabulate(box_rows, headers=box_headers, tablefmt="github", floatfmt=".3f")
+    prior_line = (f"class prior pi_p: true {summary['pool positive fraction']:.3f}; estimated {prior['prior']:.3f} "
+                  f"({prior['estimator']} on the region head's out-of-fold scores; Elkan-Noto there "
+                  f"{prior['elkan-noto']:.3f}); {image_prior['prior']:.3f} ({image_prior['estimator']} on the image "
+                  f"head's pooled features)")
     results = {
         "settings": vars(args), "headers": headers, "rows": rows, "selection_headers": sel_headers,
-        "selection_rows": sel_rows, "prior": prior, "pu_selection": summary, "confidence_selection": confidence,
-        "claims": claims,
+        "selection_rows": sel_rows, "prior": prior, "image_prior": image_prior, "pu_selection": summary,
+        "image_selection": image, "confidence_selection": confidence, "box_purification": box_rows, "claims": claims,
     }
     with open(os.path.join(args.output_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     with open(os.path.join(args.output_dir, "results.md"), "w") as f:
         f.write(f"# wild-digits benchmark, seed {args.seed}\n\n{table}\n\n{sel_table}\n\n{prior_line}\n\n"
+                f"{box_table}\n\n"
                 + "".join(f"- {c['claim']}: {c['verdict']} ({c['evidence']})\n" for c in claims))
-    print(f"\n{table}\n\n{sel_table}\n\n{prior_line}\n")
+    print(f"\n{table}\n\n{sel_table}\n\n{prior_line}\n\n{box_table}\n")
     for c in claims:
         print(f"{c['claim']}: {c['verdict']} ({c['evidence']})")
 

@@ -10,6 +10,7 @@ from pudet.data.datasets import WildDigitsSpec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WD_CONFIGS = os.path.join(REPO, "configs", "WildDigits")
+TEACHER_YAML = os.path.join(WD_CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml")
 
 # one tiny benchmark for the whole session: every test that needs scenes reads these files
 TINY = WildDigitsSpec(seed=3, num_labeled=12, num_pool=20, num_val=6, pos_fraction=0.4)
@@ -38,6 +39,18 @@ def load_script(*path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def teacher_cfg(tiny_root, *opts):
+    """The benchmark teacher's config on the tiny benchmark (plus ``opts``), its datasets registered."""
+    from pudet.data import register_datasets
+
+    cfg = get_cfg()
+    add_pudet_config(cfg)
+    cfg.merge_from_file(TEACHER_YAML)
+    cfg.merge_from_list(tiny_opts(tiny_root) + list(opts))
+    register_datasets(cfg)
+    return cfg
 
 
 def pu_cfg():

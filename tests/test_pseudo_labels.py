@@ -7,12 +7,10 @@ import os
 import numpy as np
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import build_model
 from pycocotools.coco import COCO
 
-import pudet
 from pudet.data import register_datasets
 from pudet.data.build import build_expanded_train_loader
 from pudet.data.datasets import check_pseudo_categories, pseudo_dataset_name, register_pseudo_labeled
@@ -20,24 +18,13 @@ from pudet.data.mappers import InferenceMapper, PseudoLabelMapper
 from pudet.engine.pseudo_label import label_images, label_source, merge_pseudo_labels, random_subset
 from pudet.evaluation.pseudo_labels import box_precision_recall, pseudo_label_stats
 
-from .helpers import TINY, WD_CONFIGS, Crash, CrashAfter, load_script, tiny_opts
-
-TEACHER_YAML = os.path.join(WD_CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml")
-
-
-def _cfg(tiny_root, *opts):
-    cfg = get_cfg()
-    pudet.add_pudet_config(cfg)
-    cfg.merge_from_file(TEACHER_YAML)
-    cfg.merge_from_list(tiny_opts(tiny_root) + list(opts))
-    register_datasets(cfg)
-    return cfg
+from .helpers import TEACHER_YAML, TINY, Crash, CrashAfter, load_script, teacher_cfg, tiny_opts
 
 
 @pytest.fixture(scope="module")
 def teacher(tiny_benchmark, tiny_root, tmp_path_factory):
     """(cfg, weights path, model) of a randomly initialised benchmark teacher (it fires everywhere at 0.05)."""
-    cfg = _cfg(tiny_root)
+    cfg = teacher_cfg(tiny_root)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     path = str(tmp_path_factory.mktemp("teacher") / "model_final.pth")
@@ -161,7 +148,7 @@ def _write_pseudo(path, pool, categories=None):
 
 
 def test_tau_applied_at_load(tiny_benchmark, tiny_root, tmp_path):
-    _cfg(tiny_root)
+    teacher_cfg(tiny_root)
     path = _write_pseudo(str(tmp_path / "p.json"), DatasetCatalog.get("wild_digits_pool"))
     counts = {}
     for tau in (0.1, 0.5, 0.9):
@@ -179,7 +166,7 @@ def test_tau_applied_at_load(tiny_benchmark, tiny_root, tmp_path):
 
 
 def test_category_mismatch_is_an_error_before_training(tiny_benchmark, tiny_root, tmp_path):
-    cfg = _cfg(tiny_root)
+    cfg = teacher_cfg(tiny_root)
     pool = DatasetCatalog.get("wild_digits_pool")
     wrong = [{"id": i + 1, "name": n} for i, n in enumerate(["cat", "dog", "digit 2", "digit 3", "digit 4"])]
     path = _write_pseudo(str(tmp_path / "wrong.json"), pool, wrong)
@@ -201,7 +188,7 @@ def test_category_mismatch_is_an_error_before_training(tiny_benchmark, tiny_root
 
 
 def _one_box_dict(tiny_root):
-    _cfg(tiny_root)
+    teacher_cfg(tiny_root)
     d = DatasetCatalog.get("wild_digits_train")[0]
     return {**d, "annotations": d["annotations"][:1]}
 
@@ -210,7 +197,7 @@ def test_pseudo_mapper_flip_moves_boxes_and_colour_leaves_them(tiny_benchmark, t
     d = _one_box_dict(tiny_root)
     x, y, w, h = d["annotations"][0]["bbox"]
     width = d["width"]
-    cfg = _cfg(tiny_root, "INPUT.RANDOM_FLIP", "horizontal", "INPUT.PSEUDO_COLOR_JITTER", "0.0")
+    cfg = teacher_cfg(tiny_root, "INPUT.RANDOM_FLIP", "horizontal", "INPUT.PSEUDO_COLOR_JITTER", "0.0")
     flipped = None
     for seed in range(20):  # a flip happens with probability 0.5
         np.random.seed(seed)
@@ -221,9 +208,10 @@ def test_pseudo_mapper_flip_moves_boxes_and_colour_leaves_them(tiny_benchmark, t
             break
     assert flipped == pytest.approx([width - x - w, y, width - x, y + h], abs=1e-3)
 
-    cfg = _cfg(tiny_root, "INPUT.RANDOM_FLIP", "none", "INPUT.PSEUDO_COLOR_JITTER", "0.4")
+    cfg = teacher_cfg(tiny_root, "INPUT.RANDOM_FLIP", "none", "INPUT.PSEUDO_COLOR_JITTER", "0.4")
     np.random.seed(0)
-    plain = PseudoLabelMapper(_cfg(tiny_root, "INPUT.RANDOM_FLIP", "none", "INPUT.PSEUDO_COLOR_JITTER", "0.0"), True)(d)
+    no_jitter = teacher_cfg(tiny_root, "INPUT.RANDOM_FLIP", "none", "INPUT.PSEUDO_COLOR_JITTER", "0.0")
+    plain = PseudoLabelMapper(no_jitter, True)(d)
     jittered = PseudoLabelMapper(cfg, True)(d)
     assert torch.equal(jittered["instances"].gt_boxes.tensor, plain["instances"].gt_boxes.tensor)
     assert jittered["instances"].gt_boxes.tensor[0].tolist() == pytest.approx([x, y, x + w, y + h], abs=1e-3)
@@ -236,7 +224,7 @@ def _loader_ids(cfg, steps):
 
 
 def test_alternating_and_mixed_batches_deterministic(tiny_benchmark, tiny_root, tmp_path):
-    cfg = _cfg(tiny_root)
+    cfg = teacher_cfg(tiny_root)
     pool = DatasetCatalog.get("wild_digits_pool")
     path = _write_pseudo(str(tmp_path / "p.json"), pool)
     pseudo_files = {d["file_name"] for d in pool[:3]}
@@ -293,13 +281,13 @@ def test_stats_and_box_precision_recall_by_hand():
 
 
 def test_metadata_of_the_benchmark_has_the_categories(tiny_benchmark, tiny_root):
-    _cfg(tiny_root)
+    teacher_cfg(tiny_root)
     DatasetCatalog.get("wild_digits_train")
     assert MetadataCatalog.get("wild_digits_train").thing_dataset_id_to_contiguous_id == {1: 0, 2: 1, 3: 2, 4: 3, 5: 4}
 
 
 def test_label_source_selection_dataset_or_random(tiny_benchmark, tiny_root, tmp_path):
-    _cfg(tiny_root)
+    teacher_cfg(tiny_root)
     pool = DatasetCatalog.get("wild_digits_pool")
     selection = tmp_path / "selected.json"
     selection.write_text(json.dumps({"summary": {"dataset": "wild_digits_pool"}, "images": [

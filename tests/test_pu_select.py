@@ -4,42 +4,12 @@ import os
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 from pudet.data.mappers import PUDatasetMapper
 from pudet.evaluation.ranking import ranking_metrics
-from pudet.modeling.pu_classifier import PUClassifier
 from pudet.pu import select as sel
 
 from .helpers import Crash, CrashAfter, pu_cfg
-
-
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory):
-    """11 readable images and 2 unreadable ones, as pool dicts."""
-    d = tmp_path_factory.mktemp("pool")
-    rng = np.random.default_rng(0)
-    dicts = []
-    for i in range(13):
-        path = str(d / f"{i:03d}.png")
-        if i == 4:
-            open(path, "wb").close()
-        elif i == 9:
-            with open(path, "w") as f:
-                f.write("not an image")
-        else:
-            Image.fromarray(rng.integers(0, 255, size=(24 + i, 30, 3), dtype=np.uint8)).save(path)
-        dicts.append({"file_name": path, "image_id": 100 + i})
-    return dicts
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    m = PUClassifier(pu_cfg())
-    m.eval()
-    return m
 
 
 def run(model, dicts, out, **kw):

@@ -9,16 +9,13 @@ import types
 import numpy as np
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
 from detectron2.data.samplers import TrainingSampler
 from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_model
 from PIL import Image
 
-import pudet
 from pudet.config import check_config
-from pudet.data import register_datasets
 from pudet.data.build import build_skipping_train_loader
 from pudet.data.chunked import describe_job
 from pudet.data.datasets import list_pool_images, load_image_pool, pseudo_dataset_name, register_pseudo_labeled
@@ -30,19 +27,7 @@ from pudet.modeling.pu_classifier import PUClassifier
 from pudet.pu import select as sel
 
 from . import faults
-from .helpers import REPO, TINY, load_script, pu_cfg, tiny_opts
-from .test_pu_select import model, pool  # noqa: F401  (fixtures)
-
-TEACHER_YAML = os.path.join(REPO, "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml")
-
-
-def _teacher_cfg(tiny_root, *opts):
-    cfg = get_cfg()
-    pudet.add_pudet_config(cfg)
-    cfg.merge_from_file(TEACHER_YAML)
-    cfg.merge_from_list(tiny_opts(tiny_root) + list(opts))
-    register_datasets(cfg)
-    return cfg
+from .helpers import REPO, TEACHER_YAML, TINY, load_script, pu_cfg, teacher_cfg, tiny_opts
 
 
 @pytest.fixture
@@ -82,7 +67,7 @@ def wild(tmp_path_factory):
 # 1. unreadable images never stop training ------------------------------------------------------------------
 
 def test_training_loader_skips_unreadable_images(tiny_benchmark, tiny_root, wild):
-    _teacher_cfg(tiny_root)
+    teacher_cfg(tiny_root)
     good = [{"file_name": d["file_name"], "image_id": d["image_id"]}
             for d in DatasetCatalog.get("wild_digits_pool")[:3]]
     bad = [{"file_name": wild[k], "image_id": 100 + i} for i, k in enumerate(("truncated.jpg", "empty.jpg"))]
@@ -110,7 +95,7 @@ def test_training_loader_skips_unreadable_images(tiny_benchmark, tiny_root, wild
 # 3. what label decodes is what training decodes --------------------------------------------------------------
 
 def test_pseudo_label_mapper_decodes_as_label_did(tiny_benchmark, tiny_root, wild):
-    cfg = _teacher_cfg(tiny_root, "INPUT.RANDOM_FLIP", "none", "INPUT.PSEUDO_COLOR_JITTER", "0.0",
+    cfg = teacher_cfg(tiny_root, "INPUT.RANDOM_FLIP", "none", "INPUT.PSEUDO_COLOR_JITTER", "0.0",
                        "INPUT.MIN_SIZE_TRAIN", "(96,)", "INPUT.MIN_SIZE_TEST", "96")
     for name in ("huge.jpg", "gray16.png"):
         labelled = InferenceMapper(cfg)({"file_name": wild[name], "image_id": 0})
@@ -122,7 +107,7 @@ def test_pseudo_label_mapper_decodes_as_label_did(tiny_benchmark, tiny_root, wil
 
 
 def test_huge_image_pseudo_labelled_then_trained(tiny_benchmark, tiny_root, wild, tmp_path):
-    cfg = _teacher_cfg(tiny_root)
+    cfg = teacher_cfg(tiny_root)
     torch.manual_seed(0)
     teacher = build_model(cfg).eval()
     dicts = [{"file_name": wild["huge.jpg"], "image_id": 7}, DatasetCatalog.get("wild_digits_pool")[0]]
@@ -133,7 +118,7 @@ def test_huge_image_pseudo_labelled_then_trained(tiny_benchmark, tiny_root, wild
     assert bad == [] and coco["images"][0]["width"] == 1025  # decoded at 1/8 scale, recorded as decoded
     path = str(tmp_path / "pseudo.json")
     write_pseudo_labels(path, coco)
-    cfg = _teacher_cfg(tiny_root, "DATASETS.TRAIN_PSEUDO", (path,), "DATASETS.PSEUDO_KEEP_EMPTY", "True",
+    cfg = teacher_cfg(tiny_root, "DATASETS.TRAIN_PSEUDO", (path,), "DATASETS.PSEUDO_KEEP_EMPTY", "True",
                        "MODEL.PUDET.PSEUDO_SCORE_THRESH", "0.05", "DATASETS.TEST", "()", "SOLVER.IMS_PER_BATCH", "2",
                        "SOLVER.MAX_ITER", "1", "SOLVER.BASE_LR", "0.001", "DATALOADER.NUM_WORKERS", "0", "SEED", "0",
                        "OUTPUT_DIR", str(tmp_path / "student"))
@@ -186,7 +171,7 @@ def test_rerun_of_another_job_is_refused(model, pool, tmp_path):  # noqa: F811
 
 
 def test_label_rerun_with_another_seed_or_min_score_is_refused(tiny_benchmark, tiny_root, tmp_path):
-    cfg = _teacher_cfg(tiny_root)
+    cfg = teacher_cfg(tiny_root)
     torch.manual_seed(0)
     teacher = build_model(cfg).eval()
     pool_dicts = DatasetCatalog.get("wild_digits_pool")
@@ -264,15 +249,15 @@ def test_student_exported_only_after_the_last_iteration(tmp_path):
 
 @pytest.mark.parametrize("prior", ["0.0", "-0.5", "1.5", "1.0"])
 def test_bad_prior_is_an_error(tiny_root, prior):
-    cfg = _teacher_cfg(tiny_root, "PU.PRIOR", prior)
+    cfg = teacher_cfg(tiny_root, "PU.PRIOR", prior)
     with pytest.raises(ValueError, match=rf"PU.PRIOR = {float(prior)} \(config x.yaml\)"):
         check_config(cfg, "x.yaml")
 
 
 def test_good_config_passes_and_unknown_dataset_is_an_error(tiny_root):
-    check_config(_teacher_cfg(tiny_root, "PU.PRIOR", "0.25"))
-    check_config(_teacher_cfg(tiny_root, "PU.PRIOR", "-1.0"))
-    cfg = _teacher_cfg(tiny_root, "DATASETS.TEST", "('wild_digits_vall',)")
+    check_config(teacher_cfg(tiny_root, "PU.PRIOR", "0.25"))
+    check_config(teacher_cfg(tiny_root, "PU.PRIOR", "-1.0"))
+    cfg = teacher_cfg(tiny_root, "DATASETS.TEST", "('wild_digits_vall',)")
     with pytest.raises(ValueError, match="DATASETS.TEST names 'wild_digits_vall'.*did you mean wild_digits_val"):
         check_config(cfg)
 
@@ -380,7 +365,7 @@ def test_weights_of_another_model_are_refused_before_any_image_is_read(tiny_benc
     tool = load_script("tools", "purify_net.py")
     teacher = str(tmp_path / "teacher.pth")
     torch.manual_seed(0)
-    torch.save({"model": build_model(_teacher_cfg(tiny_root)).state_dict()}, teacher)
+    torch.save({"model": build_model(teacher_cfg(tiny_root)).state_dict()}, teacher)
     with faults.kill_at("pudet.data.mappers.read_image_safely"):  # any image read would stop the test
         with pytest.raises(ValueError, match=rf"the weights {teacher} do not fit the model PUClassifier.*missing"):
             tool.main(tool.parse_args(["select", "--weights", teacher, "--output-dir", str(tmp_path / "s"),
@@ -394,7 +379,7 @@ def test_label_rerun_with_another_seed_is_refused(tiny_benchmark, tiny_root, tmp
     tool = load_script("tools", "purify_net.py")
     teacher = str(tmp_path / "teacher.pth")
     torch.manual_seed(0)
-    torch.save({"model": build_model(_teacher_cfg(tiny_root)).state_dict()}, teacher)
+    torch.save({"model": build_model(teacher_cfg(tiny_root)).state_dict()}, teacher)
 
     def label(*extra):
         return tool.main(tool.parse_args(["label", "--config-file", TEACHER_YAML, "--weights", teacher,

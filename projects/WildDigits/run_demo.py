@@ -247,10 +247,9 @@ def stage_report(args, p):
     image_prior = read_json(os.path.join(p["pu"], "prior.json"))
     purified = read_json(os.path.join(p["labels"], "pu", "diagnostics.json"))
     box_headers = ["pseudo-boxes of U^P", "tau", "boxes", "precision", "recall"]
+    box_purified = f"box-purified (region PU score >= {purified['box purified']['pu_score_thresh']:g})"
     box_rows = [[name, r["tau"], r["boxes"], r["precision"], r["recall"]]
-                for name, rows in (("as labelled", purified["taus"]),
-                                   (f"box-purified (region PU score >= {purified['box purified']['pu_score_thresh']:g})",
-                                    purified["box purified"]["taus"]))
+                for name, rows in (("as labelled", purified["taus"]), (box_purified, purified["box purified"]["taus"]))
                 for r in rows if r["tau"] in (0.5, 0.9)]
 
     run([sys.executable, os.path.join(TOOLS, "purify_net.py"), "gallery",

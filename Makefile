@@ -1,4 +1,6 @@
 # The README's two commands: `make demo` and `make test`. Both install first (idempotent). `make lint`: ruff.
+# PYTHON: the interpreter VENV is made from (when it imports torch and detectron2, VENV sees its environment);
+# VENV: where to install; D2_SOURCE (environment): build detectron2 from this source (see tools/install.sh).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

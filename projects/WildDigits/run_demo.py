@@ -63,7 +63,7 @@ def parse_args(argv=None):
     p.add_argument("--stage", choices=list(STAGES), default=None, help="run this stage only (default: all, in order)")
     p.add_argument("--seed", type=int, default=0,
                    help="benchmark seed, also of U^R and training (default: %(default)s)")
-    p.add_argument("--num-labeled", type=int, default=400, help="labeled scenes in L (default: %(default)s)")
+    p.add_argument("--num-labeled", type=int, default=200, help="labeled scenes in L (default: %(default)s)")
     p.add_argument("--num-pool", type=int, default=2000, help="scenes in the pool U (default: %(default)s)")
     p.add_argument("--num-val", type=int, default=300, help="validation scenes (default: %(default)s)")
     p.add_argument("--pos-fraction", type=float, default=0.25, help="positive fraction of U (default: %(default)s)")

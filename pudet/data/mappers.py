@@ -132,6 +132,16 @@ class PUDatasetMapper:
         return dataset_dict
 
 
+def _read_for_inference(dataset_dict, image_format):
+    """``({"image_id", "file_name"}, image)`` of an inference mapper's input, or ``({..., "unreadable": reason},
+    None)`` when :func:`read_image_safely` cannot decode it."""
+    out = {"image_id": dataset_dict["image_id"], "file_name": dataset_dict["file_name"]}
+    try:
+        return out, read_image_safely(dataset_dict["file_name"], image_format)
+    except UnreadableImage as e:
+        return {**out, "unreadable": str(e)}, None
+
+
 class InferenceMapper:
     """Maps an unlabeled dataset dict to a detector's inference input, as detectron2's test-time
     ``DatasetMapper`` does (shortest edge resized to ``INPUT.MIN_SIZE_TEST``), with ``height``/``width`` the
@@ -150,11 +160,9 @@ class InferenceMapper:
                 "image_format": cfg.INPUT.FORMAT}
 
     def __call__(self, dataset_dict):
-        out = {"image_id": dataset_dict["image_id"], "file_name": dataset_dict["file_name"]}
-        try:
-            image = read_image_safely(dataset_dict["file_name"], self.image_format)
-        except UnreadableImage as e:
-            return {**out, "unreadable": str(e)}
+        out, image = _read_for_inference(dataset_dict, self.image_format)
+        if image is None:
+            return out
         height, width = image.shape[:2]
         resized = self.resize.get_transform(image).apply_image(image)
         return {**out, "height": height, "width": width,
@@ -228,11 +236,9 @@ class ObjectCropMapper:
                 for d in labeled_dicts if d.get("annotations") for v in range(views)]
 
     def __call__(self, dataset_dict):
-        out = {"image_id": dataset_dict["image_id"], "file_name": dataset_dict["file_name"]}
-        try:
-            image = read_image_safely(dataset_dict["file_name"], self.image_format)
-        except UnreadableImage as e:
-            return {**out, "unreadable": str(e)}
+        out, image = _read_for_inference(dataset_dict, self.image_format)
+        if image is None:
+            return out
         rng = np.random.default_rng([20210619, dataset_dict["image_id"]])
         annos = dataset_dict["annotations"]
         a = annos[int(rng.integers(len(annos)))]

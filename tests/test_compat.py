@@ -114,3 +114,18 @@ def test_module_entry_point_prints_environment():
     assert rows["compiled ops (detectron2._C)"] == ("yes" if compat.has_compiled_ops() else "no")
     assert rows["COCO evaluation"].endswith("COCOeval_opt" if compat.has_compiled_ops() else "FasterCOCOeval")
     assert rows["detectron2"] == compat.detectron2_variant()
+
+
+def test_import_works_on_pillow_without_image_linear():
+    # Pillow >= 10 removed Image.LINEAR, which detectron2 v0.6's transforms use as a default argument at import
+    # time: `import pudet` must patch it before anything imports detectron2.data (a fresh interpreter, with the
+    # attribute removed as Pillow 10 has it)
+    code = ("from PIL import Image\n"
+            "vars(Image).pop('LINEAR', None)\n"
+            "def missing(name):\n    raise AttributeError(name)\n"
+            "Image.__getattr__ = missing\n"  # Pillow 9 serves LINEAR through a deprecating module __getattr__
+            "import pudet, detectron2.data\n"
+            "print(Image.LINEAR == Image.BILINEAR)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"

@@ -14,10 +14,11 @@ measurements, never timed tests).
   tools/benchmark.py distill [--steps S] [--batch-size B] [--teacher-weights W]
       a SelfDistillRCNN training step (student + frozen teacher + hint/kdc/kdr) over a plain detectron2
       GeneralizedRCNN step of the same student on the same batches (medians; the two step in turn).
-  tools/benchmark.py costs [--steps S] [--batch-size B]
+  tools/benchmark.py costs [--steps S] [--batch-size B] [--device cuda [--batch-sizes B ...]]
       per-image CPU seconds of the COCO + ImageNet passes at the paper's sizes (R50 models, random weights):
       decoding an ImageNet-sized JPEG for select and for label, PU scoring and a PU training step at 224, the
-      R50-FPN teacher's inference at 800x1067 (the cost model of projects/COCO-ImageNet/README.md).
+      R50-FPN teacher's inference at 800x1067 (the cost model of projects/COCO-ImageNet/README.md); with
+      --device cuda, the same passes' images/s on the GPU in fp32 and AMP at several batch sizes.
   tools/benchmark.py coco-eval [--images N] [--classes K]
       COCO box evaluation (evaluate + accumulate + summarize) of a synthetic detection set shaped like COCO
       val (default 5000 images, 80 classes): pycocotools' Python COCOeval, faster-coco-eval's C++ COCOeval
@@ -335,9 +336,79 @@ def _cpu_seconds_per_image(step, images_per_step, steps):
     return statistics.median(cpu), statistics.median(wall)
 
 
+def _gpu_images_per_second(step, images_per_step, steps):
+    """Images/s of ``step()`` on the GPU (synchronised wall time, median of ``steps`` after two warm-ups)."""
+    for _ in range(2):
+        step()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return images_per_step / statistics.median(times)
+
+
+def bench_gpu_costs(args):
+    """The GPU side of the cost model: images/s of PU scoring, a PU training step and the R50-FPN teacher's
+    inference at the paper's sizes, in fp32 and AMP (fp16 autocast, as detectron2's AMP trainer), at several
+    batch sizes; the images are already on the GPU (decoding is the CPU rows of ``costs``)."""
+    torch.manual_seed(0)
+    torch.backends.cudnn.benchmark = True
+    pu_cfg = get_cfg()
+    pudet.add_pudet_config(pu_cfg)
+    pu_cfg.merge_from_file(os.path.join(REPO, "configs", "PU", "pu_R50_coco_imagenet.yaml"))
+    pu_cfg.merge_from_list(["MODEL.DEVICE", "cuda", "PU.INIT_FROM_DETECTOR", ""])
+    det_cfg = get_cfg()
+    pudet.add_pudet_config(det_cfg)
+    det_cfg.merge_from_file(os.path.join(REPO, "configs", "COCO", "faster_rcnn_R_50_FPN_1x_teacher.yaml"))
+    det_cfg.merge_from_list(["MODEL.DEVICE", "cuda", "MODEL.WEIGHTS", ""])
+    pu, det = build_model(pu_cfg), build_model(det_cfg).eval()
+
+    def images(n, h, w):
+        return [{"image": torch.randint(0, 256, (3, h, w), dtype=torch.uint8, device="cuda"), "height": h, "width": w}
+                for _ in range(n)]
+
+    rows = []
+    for amp in (False, True):
+        precision = "AMP fp16" if amp else "fp32"
+
+        def run(fn, amp=amp):
+            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                return fn()
+
+        for b in args.batch_sizes:
+            batch = images(b, 224, 224)
+            pu.eval()
+            with torch.no_grad():
+                rows.append(["PU scoring, R50 at 224 (select)", precision, b,
+                             _gpu_images_per_second(lambda: run(lambda: pu.scores(batch)), b, args.steps)])
+            pu.train()
+
+            def pu_step():
+                out = run(lambda: pu.backbone(pu.preprocess_image(batch).tensor)["res5"].float().mean())
+                out.backward()
+
+            rows.append(["PU training step, R50 at 224, forward + backward", precision, b,
+                         _gpu_images_per_second(pu_step, b, args.steps)])
+        for b in args.det_batch_sizes:
+            batch = images(b, 800, 1067)
+            with torch.no_grad():
+                rows.append(["pseudo-labelling, R50-FPN Faster R-CNN at 800x1067 (label)", precision, b,
+                             _gpu_images_per_second(lambda: run(lambda: det(batch)), b, args.steps)])
+    print(f"gpu costs: images/s, synchronised wall time, median of {args.steps} steps; "
+          f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
+    print(tabulate([[name, prec, b, f"{ips:.0f}"] for name, prec, b, ips in rows],
+                   headers=["", "precision", "batch", "images/s"], tablefmt="github"))
+
+
 def bench_costs(args):
     """Per-image costs of the COCO + ImageNet recipe's passes at the paper's sizes (R50 models, random weights:
-    the cost does not depend on them), in CPU seconds: the cost model of projects/COCO-ImageNet/README.md."""
+    the cost does not depend on them), in CPU seconds: the cost model of projects/COCO-ImageNet/README.md.
+    With ``--device cuda``, the GPU's images/s instead (bench_gpu_costs)."""
+    if args.device == "cuda":
+        return bench_gpu_costs(args)
     import cv2
 
     torch.manual_seed(0)
@@ -420,6 +491,10 @@ def main(argv=None):
     costs = sub.add_parser("costs", help="per-image costs of the COCO + ImageNet passes (R50, the paper's sizes)")
     costs.add_argument("--steps", type=int, default=5)
     costs.add_argument("--batch-size", type=int, default=16)
+    costs.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="cuda: images/s on the GPU in fp32 and AMP at --batch-sizes (default: %(default)s)")
+    costs.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256], help="(cuda) PU batch sizes")
+    costs.add_argument("--det-batch-sizes", type=int, nargs="+", default=[1, 8], help="(cuda) detector batch sizes")
     args = p.parse_args(argv)
     {"costs": bench_costs, "select": bench_select, "select-memory": bench_select_memory, "_select-peak": _select_peak,
      "label": bench_label, "distill": bench_distill, "coco-eval": bench_coco_eval}[args.command](args)

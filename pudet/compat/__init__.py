@@ -115,6 +115,8 @@ def _quiet_torch_jit_deprecation():
 def apply() -> None:
     """Install the stand-ins this detectron2 build needs. Idempotent; ``import pudet`` calls it."""
     _quiet_torch_jit_deprecation()
+    # before anything imports detectron2.data, whose transforms use Image.LINEAR as a default argument
+    _patch_pillow()
     import detectron2
 
     if not has_compiled_ops() and _STANDIN_NAME not in sys.modules:
@@ -127,7 +129,6 @@ def apply() -> None:
         from detectron2.evaluation import coco_evaluation
 
         coco_evaluation.COCOeval_opt = cocoeval_class()
-    _patch_pillow()
 
 
 def coco_evaluator(dataset_name, output_dir=None, **kwargs):

@@ -79,8 +79,8 @@ class _GlyphClassifier(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(cfg.MODEL.PIXEL_STD).view(1, -1, 1, 1), False)
 
     def forward(self, images):
-        """images: (N, H, W, 3) uint8, BGR -> logits (N, K)."""
-        x = (images.permute(0, 3, 1, 2).float() - self.pixel_mean) / self.pixel_std
+        """images: (N, H, W, 3) uint8, BGR, on any device -> logits (N, K)."""
+        x = (images.to(self.pixel_mean.device).permute(0, 3, 1, 2).float() - self.pixel_mean) / self.pixel_std
         return self.linear(self.bottom_up(x)["res5"].mean(dim=(2, 3)))
 
 
@@ -88,7 +88,7 @@ def _accuracy(model, images, labels, batch_size=256) -> float:
     model.eval()
     with torch.no_grad():
         correct = sum(
-            (model(images[i: i + batch_size]).argmax(1) == labels[i: i + batch_size]).sum().item()
+            (model(images[i: i + batch_size]).argmax(1).cpu() == labels[i: i + batch_size]).sum().item()
             for i in range(0, len(images), batch_size)
         )
     model.train()
@@ -107,7 +107,7 @@ def _train(cfg, spec: GlyphPretrainSpec, bank: GlyphBank):
     render_s, render_cpu = time.time() - start, time.process_time() - cpu
 
     torch.manual_seed(spec.seed)
-    model = _GlyphClassifier(cfg, len(GlyphBank.classes()))
+    model = _GlyphClassifier(cfg, len(GlyphBank.classes())).to(cfg.MODEL.DEVICE)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.base_lr, weight_decay=spec.weight_decay)
     warmup = max(1, spec.iters // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -121,7 +121,7 @@ def _train(cfg, spec: GlyphPretrainSpec, bank: GlyphBank):
             perm, cursor = order.permutation(len(images)), 0
         idx = torch.from_numpy(perm[cursor: cursor + spec.batch_size])
         cursor += spec.batch_size
-        loss = F.cross_entropy(model(images[idx]), labels[idx])
+        loss = F.cross_entropy(model(images[idx]), labels[idx].to(cfg.MODEL.DEVICE))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -163,7 +163,7 @@ def pretrained_backbone(cfg, root: str = None) -> str:
     tmp = tempfile.mkdtemp(prefix=".pretraining-", dir=root)
     try:
         model, summary = _train(cfg, GlyphPretrainSpec.from_config(cfg), GlyphBank())
-        weights = {f"backbone.bottom_up.{k}": v for k, v in model.bottom_up.state_dict().items()}
+        weights = {f"backbone.bottom_up.{k}": v.cpu() for k, v in model.bottom_up.state_dict().items()}
         torch.save({"model": weights}, os.path.join(tmp, "model_final.pth"))
         with open(os.path.join(tmp, "spec.json"), "w") as f:
             json.dump({**blob, "summary": summary}, f, indent=1)

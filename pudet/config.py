@@ -120,6 +120,11 @@ def add_pudet_config(cfg):
     _C.PU.REGION.CROP_VIEWS = 0
     # where region features are cached; "" = OUTPUT_DIR/features
     _C.PU.REGION.FEATURE_DIR = ""
+    # what the head reads of each region: "logprobs" = the detector's K + 1 class log-probabilities only;
+    # "box+logprobs" = also its box-head feature (FC_DIM values). The box-head feature also tells L's scenes
+    # from the pool's look, a shortcut a PU head learns instead of "holds a known object" (projects/WildDigits/
+    # README.md: pool AUC and prior, seeds 0-2)
+    _C.PU.REGION.FEATURES = "logprobs"
     # the head: 0 = linear on standardised region features, > 0 = one hidden layer of this width
     _C.PU.REGION.HIDDEN_DIM = 0
     # its training (Adam on cached features): steps, learning rate, weight decay, bags per side per step

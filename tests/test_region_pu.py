@@ -117,6 +117,30 @@ def test_head_save_load_round_trip_and_refusal(tmp_path):
         load_region_head(str(tmp_path / "other.pth"))
 
 
+def test_logprob_head_reads_only_the_last_columns_and_round_trips(tmp_path):
+    # features = 3 box-head values + 2 log-probs; a head reading the log-probs ignores the first three
+    labeled, _ = _synthetic_bags(200, 1.0, 0, dim=5)
+    pool, truth = _synthetic_bags(400, 0.3, 1, dim=5)
+    for bags in (labeled, pool):  # move the signal (first feature) into the last column
+        bags.features[:, :, [0, 4]] = bags.features[:, :, [4, 0]]
+    head = train_region_head(labeled, pool, risk="nnpu", prior=0.3,
+                             schedule=HeadSchedule(iters=150, lr=0.05, last_columns=2))
+    assert head.in_dim == 2 and head.scorer.weight.shape == (1, 2)
+    from sklearn.metrics import roc_auc_score
+
+    scores, _ = score_bags(head, pool)
+    assert roc_auc_score(truth, scores) > 0.97
+    noisy = pool.features.copy()
+    noisy[:, :, :3] = 100.0  # what the head does not read cannot change its scores
+    np.testing.assert_array_equal(score_bags(head, Bags(pool.ids, noisy, pool.boxes, pool.valid))[0], scores)
+    path = str(tmp_path / "head.pth")
+    save_region_head(head, path, prior=0.3, scales=[1.0], topk=4)
+    loaded, _ = load_region_head(path)
+    np.testing.assert_array_equal(score_bags(loaded, pool)[0], scores)
+    with pytest.raises(ValueError, match="in_dim 2"):
+        RegionPUHead(5, last_columns=2)
+
+
 def test_object_crop_zooms_on_the_object(tmp_path):
     """A white 20x12 box on a black 128x128 image: the crop holds it at 45-80% of the view's side (the box's
     longer side), and the same dict gives the same view."""
@@ -210,9 +234,20 @@ def test_train_select_and_rerun(tiny_benchmark, tiny_root, detector, tmp_path):
     assert {f: os.path.getmtime(os.path.join(features, "wild_digits_pool", "chunks", f)) for f in stamps} == stamps
     assert scored["scores"].shape == (TINY.num_pool,)
     np.testing.assert_allclose(scored["scores"], scored["regions"].max(axis=1))
-    # a second training run reuses the estimated prior
+    assert prior["depends"]["features"] == "logprobs"
+    # a second training run reuses the estimated prior; another feature setting estimates it anew
     again = train_region_pu(cfg)
     assert again["prior"] == prior
+    other = cfg.clone()
+    other.PU.REGION.FEATURES = "box+logprobs"
+    anew = train_region_pu(other)
+    assert anew["prior"]["depends"]["features"] == "box+logprobs"
+    with open(os.path.join(str(tmp_path), "prior.json")) as f:
+        assert json.load(f)["depends"]["features"] == "box+logprobs"
+    bad = cfg.clone()
+    bad.PU.REGION.FEATURES = "boxes"
+    with pytest.raises(ValueError, match="PU.REGION.FEATURES must be one of"):
+        train_region_pu(bad)
     truth = positive_images(load_pool_truth("wild_digits_pool"))
     assert sum(truth.values()) == n_pos
     rows = purifier_comparison(scored["pool"], scored["pool"], truth, head_scores=scored["scores"],

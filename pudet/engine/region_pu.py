@@ -48,10 +48,17 @@ def build_region_extractor(cfg) -> RegionFeatureExtractor:
     return RegionFeatureExtractor(build_teacher(dcfg), scales=cfg.PU.REGION.SCALES, topk=cfg.PU.REGION.TOPK)
 
 
-def head_schedule(cfg, seed: int = 0) -> HeadSchedule:
+FEATURES = ("logprobs", "box+logprobs")
+
+
+def head_schedule(cfg, num_classes: int, seed: int = 0) -> HeadSchedule:
+    """``cfg.PU.REGION``'s head training, for a detector of ``num_classes`` known classes."""
     r = cfg.PU.REGION
+    if r.FEATURES not in FEATURES:
+        raise ValueError(f"PU.REGION.FEATURES must be one of {FEATURES}, got '{r.FEATURES}'")
     return HeadSchedule(iters=r.ITERS, lr=r.LR, weight_decay=r.WEIGHT_DECAY, batch_bags=r.BATCH_BAGS,
-                        hidden_dim=r.HIDDEN_DIM, seed=seed)
+                        hidden_dim=r.HIDDEN_DIM, seed=seed,
+                        last_columns=num_classes + 1 if r.FEATURES == "logprobs" else 0)
 
 
 def _manifest(cfg, extractor, source: str) -> dict:
@@ -134,13 +141,13 @@ def region_bags(cfg, extractor, source: str, *, feature_dir: str = None, chunk_s
     return load_bags(out, len(dicts), chunk_size)
 
 
-def estimate_region_prior(cfg, positive: Bags, unlabeled: Bags) -> Dict[str, float]:
+def estimate_region_prior(cfg, positive: Bags, unlabeled: Bags, num_classes: int) -> Dict[str, float]:
     """pi_p from out-of-fold scores of a labeled-vs-unlabeled region head (the PN risk with the samples'
     own proportion as weight, so that its sigmoid estimates P(labeled | x) for Elkan-Noto). Returns
     ``{"prior", "estimator", "bbe", "elkan-noto", "n_labeled", "n_unlabeled"}``."""
     n_p, n_u = len(positive), len(unlabeled)
     p_scores, u_scores = cross_fit_scores(positive, unlabeled, risk="pn", prior=n_p / (n_p + n_u),
-                                          loss="logistic", schedule=head_schedule(cfg))
+                                          loss="logistic", schedule=head_schedule(cfg, num_classes))
     estimates = {"bbe": bbe_prior(p_scores, u_scores),
                  "elkan-noto": elkan_noto_prior(1.0 / (1.0 + np.exp(-p_scores)), n_p, n_u)}
     name = cfg.PU.PRIOR_ESTIMATOR
@@ -153,7 +160,7 @@ def estimate_region_prior(cfg, positive: Bags, unlabeled: Bags) -> Dict[str, flo
 
 def save_region_head(head: RegionPUHead, path: str, **info) -> None:
     state = {"format": HEAD_FORMAT, "in_dim": head.in_dim, "hidden_dim": head.hidden_dim,
-             "model": head.state_dict(), **info}
+             "last_columns": head.last_columns, "model": head.state_dict(), **info}
     atomic_write(path, lambda f: torch.save(state, f), mode="wb")
 
 
@@ -164,7 +171,7 @@ def load_region_head(path: str) -> Tuple[RegionPUHead, dict]:
     state = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(state, dict) or state.get("format") != HEAD_FORMAT:
         raise ValueError(f"{path} is not a region PU head (PU.HEAD region) saved by purify_net.py train")
-    head = RegionPUHead(state["in_dim"], state["hidden_dim"])
+    head = RegionPUHead(state["in_dim"], state["hidden_dim"], state.get("last_columns", 0))
     head.load_state_dict(state["model"])
     head.eval()
     return head, {k: v for k, v in state.items() if k not in ("model",)}
@@ -191,9 +198,7 @@ def score_pool_regions(cfg, weights: str, dataset: str, *, feature_dir: str, ran
     if (list(info["scales"]), info["topk"]) != (list(extractor.scales), extractor.topk):
         raise ValueError(f"{weights} was trained on regions at scales {info['scales']}, top {info['topk']}; the "
                          f"config asks for {list(extractor.scales)}, top {extractor.topk} (PU.REGION.SCALES/TOPK)")
-    if head.in_dim != extractor.feature_dim:
-        raise ValueError(f"{weights} scores {head.in_dim}-d region features; "
-                         f"this detector gives {extractor.feature_dim}")
+    _check_head_fits(head, extractor, weights)
     kwargs = {"feature_dir": feature_dir, "rank": rank, "world_size": world_size, "num_workers": num_workers}
     pool, bad = region_bags(cfg, extractor, dataset, **kwargs)
     positive = Bags.concat(positive_bags(cfg, extractor, **kwargs))
@@ -213,10 +218,16 @@ def box_pu_scorer(detector, head_weights: str, detector_weights: str) -> BoxPUSc
         raise ValueError(f"the region PU head {head_weights} was trained on the regions of {trained_on}, not of "
                          f"{detector_weights}: box PU scores need the same detector")
     scorer = BoxPUScorer(detector, head)
-    if head.in_dim != scorer.extractor.feature_dim:
-        raise ValueError(f"{head_weights} scores {head.in_dim}-d region features; the detector gives "
-                         f"{scorer.extractor.feature_dim}")
+    _check_head_fits(head, scorer.extractor, head_weights)
     return scorer
+
+
+def _check_head_fits(head: RegionPUHead, extractor: RegionFeatureExtractor, weights: str) -> None:
+    """A head trained on another detector's features (another box-head width or class count) is an error."""
+    gives = extractor.detector.roi_heads.num_classes + 1 if head.last_columns else extractor.feature_dim
+    if head.in_dim != gives:
+        what = "class log-probabilities" if head.last_columns else "region features"
+        raise ValueError(f"{weights} scores {head.in_dim} {what}; this detector gives {gives}")
 
 
 def _split(bags: Bags, cfg, holdout: bool) -> Bags:
@@ -234,6 +245,7 @@ def train_region_pu(cfg) -> dict:
     from ..evaluation.pu import heldout_metrics
 
     extractor = build_region_extractor(cfg)
+    num_classes = extractor.detector.roi_heads.num_classes
     rank, world = comm.get_rank(), comm.get_world_size()
     sources = positive_bags(cfg, extractor, rank=rank, world_size=world)
     labeled = sources[0]
@@ -256,15 +268,22 @@ def train_region_pu(cfg) -> dict:
     prior = cfg.PU.PRIOR
     if prior == -1:
         path = os.path.join(cfg.OUTPUT_DIR, "prior.json")
+        # what the estimate depends on: another detector, setting or data in the same OUTPUT_DIR estimates anew
+        depends = {"detector_weights": os.path.abspath(cfg.PU.INIT_FROM_DETECTOR), "features": cfg.PU.REGION.FEATURES,
+                   "scales": list(extractor.scales), "topk": extractor.topk, "crop_views": cfg.PU.REGION.CROP_VIEWS,
+                   "estimator": cfg.PU.PRIOR_ESTIMATOR, "n_labeled": len(train_p), "n_unlabeled": len(train_u)}
         if os.path.isfile(path):
             with open(path) as f:
                 prior_info = json.load(f)
-        else:
-            prior_info = estimate_region_prior(cfg, train_p, train_u)
+            if prior_info.get("depends") != depends:
+                logger.info(f"{path} was estimated for {prior_info.get('depends')}: estimating anew for {depends}")
+                prior_info = None
+        if prior_info is None:
+            prior_info = {**estimate_region_prior(cfg, train_p, train_u, num_classes), "depends": depends}
             atomic_write(path, lambda f: json.dump(prior_info, f, indent=2))
         prior = prior_info["prior"]
     head = train_region_head(train_p, train_u, risk=cfg.PU.RISK, prior=prior, loss=cfg.PU.LOSS,
-                             schedule=head_schedule(cfg, cfg.SEED if cfg.SEED >= 0 else 0),
+                             schedule=head_schedule(cfg, num_classes, cfg.SEED if cfg.SEED >= 0 else 0),
                              beta=cfg.PU.BETA, gamma=cfg.PU.GAMMA)
     save_region_head(head, os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), prior=prior, risk=cfg.PU.RISK,
                      scales=list(extractor.scales), topk=extractor.topk,

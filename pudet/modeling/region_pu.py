@@ -115,17 +115,26 @@ def _rescale(image: torch.Tensor, scale: float) -> torch.Tensor:
 
 class RegionPUHead(nn.Module):
     """Scores region features: standardisation (statistics of the training features, kept as buffers), then
-    a linear layer, or a one-hidden-layer MLP when ``hidden_dim`` > 0. :meth:`bag_scores` gives g(x)."""
+    a linear layer, or a one-hidden-layer MLP when ``hidden_dim`` > 0. :meth:`bag_scores` gives g(x).
+    With ``last_columns`` > 0 it reads only the last ``last_columns`` = ``in_dim`` values of each region's
+    features (the class log-probabilities of :class:`RegionFeatureExtractor`'s layout)."""
 
-    def __init__(self, in_dim: int, hidden_dim: int = 0):
+    def __init__(self, in_dim: int, hidden_dim: int = 0, last_columns: int = 0):
         super().__init__()
+        if last_columns and last_columns != in_dim:
+            raise ValueError(f"a head reading the last {last_columns} feature columns has in_dim {last_columns}, "
+                             f"got {in_dim}")
         self.register_buffer("feature_mean", torch.zeros(in_dim))
         self.register_buffer("feature_std", torch.ones(in_dim))
         if hidden_dim > 0:
             self.scorer = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, 1))
         else:
             self.scorer = nn.Linear(in_dim, 1)
-        self.in_dim, self.hidden_dim = in_dim, hidden_dim
+        self.in_dim, self.hidden_dim, self.last_columns = in_dim, hidden_dim, last_columns
+
+    def columns(self, features: torch.Tensor) -> torch.Tensor:
+        """The part of ``(..., D)`` region features this head reads."""
+        return features[..., -self.last_columns:] if self.last_columns else features
 
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
@@ -133,7 +142,7 @@ class RegionPUHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(..., D) region features -> (...) region scores."""
-        return self.scorer((features.float() - self.feature_mean) / self.feature_std).squeeze(-1)
+        return self.scorer((self.columns(features).float() - self.feature_mean) / self.feature_std).squeeze(-1)
 
     def bag_scores(self, features: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """(B, I, D) features and (B, I) validity -> (B,) image scores g(x), the max over valid regions."""

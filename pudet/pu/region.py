@@ -46,7 +46,8 @@ class Bags:
 @dataclass
 class HeadSchedule:
     """How a region head trains: Adam for ``iters`` steps of ``batch_bags`` positive + ``batch_bags``
-    unlabeled bags drawn at random."""
+    unlabeled bags drawn at random; ``last_columns`` > 0: the head reads only the last that many feature
+    columns (the class log-probabilities; :class:`RegionPUHead`)."""
 
     iters: int = 300
     lr: float = 0.01
@@ -54,6 +55,7 @@ class HeadSchedule:
     batch_bags: int = 64
     hidden_dim: int = 0
     seed: int = 0
+    last_columns: int = 0
 
 
 def train_region_head(positive: Bags, unlabeled: Bags, *, risk: str, prior: float, loss: str = "logistic",
@@ -71,10 +73,11 @@ def train_region_head(positive: Bags, unlabeled: Bags, *, risk: str, prior: floa
     torch.manual_seed(s.seed)
     # float32 and standardised once (float16 arithmetic and gathers are many times slower on CPU); the
     # steps then feed the head's scorer directly
-    pos_x = torch.from_numpy(positive.features.astype(np.float32))
-    unl_x = torch.from_numpy(unlabeled.features.astype(np.float32))
+    in_dim = s.last_columns or positive.features.shape[-1]
+    head = RegionPUHead(in_dim, s.hidden_dim, s.last_columns)
+    pos_x = head.columns(torch.from_numpy(positive.features)).float()
+    unl_x = head.columns(torch.from_numpy(unlabeled.features)).float()
     pos_v, unl_v = torch.from_numpy(positive.valid), torch.from_numpy(unlabeled.valid)
-    head = RegionPUHead(pos_x.shape[-1], s.hidden_dim)
     regions = torch.cat([pos_x[pos_v], unl_x[unl_v]])  # (R, D)
     head.set_normalization(regions.mean(dim=0), regions.std(dim=0))
     del regions

@@ -251,7 +251,7 @@ def select_by_region_head(cfg, dataset: str, dicts: List[dict], out_dir: str, sc
         summary["comparison"] = purifier_comparison(
             scored["positive"], pool, positive_images(truth), head_scores=scores,
             head_name=f"region head, {info['risk']} (this selection)", prior=info["prior"], loss=cfg.PU.LOSS,
-            schedule=head_schedule(cfg), num_classes=scored["num_classes"], k=k)
+            schedule=head_schedule(cfg, scored["num_classes"]), num_classes=scored["num_classes"], k=k)
     summary = _write_selection_files(
         out_dir, dataset, pool.ids, scores, {d["image_id"]: d["file_name"] for d in dicts}, topk=topk,
         threshold=threshold, summary=summary, rule_by=" by the region head", title=f"region PU scores on {dataset}",

@@ -275,6 +275,35 @@ def test_box_head_on_the_proposals_that_count_changes_no_loss_or_gradient(teache
         assert torch.allclose(subset_grads[name], full_grads[name], rtol=1e-4, atol=1e-7), name
 
 
+def test_one_box_head_pass_gives_the_losses_and_gradients_of_two(teacher_r34):
+    """The student's box head runs once on its own sampled proposals and the teacher's together (per image,
+    outputs split back): every loss, gradient and logged scalar is that of two passes (the ROI heads' own
+    forward, then the box head on the teacher's proposals)."""
+    results = []
+    for one_pass in (True, False):
+        model = _student(teacher_r34).train()
+        assert model._one_box_head_pass()
+        if not one_pass:
+            model._one_box_head_pass = lambda: False
+        torch.manual_seed(7)
+        with EventStorage() as storage:
+            losses = model(_batch())
+            scalars = {k: v[0] for k, v in storage.latest().items()}
+        sum(losses.values()).backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((losses, grads, scalars))
+    (one, one_grads, one_scalars), (two, two_grads, two_scalars) = results
+    assert set(one) == set(two) == {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc", "loss_hint",
+                                    "loss_kdc", "loss_kdr"}
+    assert two["loss_kdc"].item() > 0 and two["loss_kdr"].item() > 0 and two["loss_box_reg"].item() > 0
+    for key in two:
+        assert one[key].item() == pytest.approx(two[key].item(), rel=1e-6, abs=1e-6), key
+    assert one_scalars == pytest.approx(two_scalars, rel=1e-6)
+    assert set(one_grads) == set(two_grads) and any(n.startswith("roi_heads.box_head") for n in two_grads)
+    for name, g in two_grads.items():  # equal but for the order of float sums (relative differences ~1e-6)
+        assert (one_grads[name] - g).norm() <= 1e-5 * g.norm(), name
+
+
 def test_teacher_reuses_the_students_images_when_it_would_preprocess_them_alike(teacher_r34, tmp_path):
     assert _student(teacher_r34)._same_preprocessing()
     cfg_file, _ = teacher_r34

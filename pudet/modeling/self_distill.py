@@ -22,7 +22,8 @@ from typing import Dict, List
 import torch
 from detectron2.config import configurable, get_cfg
 from detectron2.layers import cat
-from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, StandardROIHeads
+from detectron2.structures import Boxes
 from detectron2.utils.events import get_event_storage
 from fvcore.nn import weight_init
 from torch import nn
@@ -100,7 +101,8 @@ class SelfDistillRCNN(GeneralizedRCNN):
     (gamma * L_hint), ``loss_kdc`` (lambda * L_kdc) and ``loss_kdr`` (lambda * L_kdr) for the parts that are
     on. Diagnostics go to the event storage: ``distill/mask_fraction_<level>`` (share of masked locations),
     ``distill/q_fraction`` (share of teacher proposals the teacher classifies correctly). Inference is the
-    student's.
+    student's. With detectron2's ``StandardROIHeads``, the student's box head runs once per step, on its own
+    sampled proposals and the teacher's together (the same losses as two passes, for the cost of one).
     """
 
     @configurable
@@ -169,22 +171,37 @@ class SelfDistillRCNN(GeneralizedRCNN):
         gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
         features = self.backbone(images.tensor)
         proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
-        _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
-        losses = {**detector_losses, **proposal_losses}
+        box_distillation = self.kdc_on or self.kdr_on
+        one_pass = box_distillation and self._one_box_head_pass()
+        if one_pass:
+            # the ROI heads' training forward, its box head run below on these and the teacher's proposals at once
+            sampled = self.roi_heads.label_and_sample_proposals(proposals, gt_instances)
+        else:
+            _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
 
         teacher = self.teacher
         with torch.no_grad():
             t_images = images if self._same_preprocessing() else teacher.preprocess_image(batched_inputs)
             t_features = teacher.backbone(t_images.tensor)
+        losses = {}
         if self.hint_on:
             losses["loss_hint"] = self.hint_weight * self._hint_loss(features, t_features, gt_instances)
-        if self.kdc_on or self.kdr_on:
-            kdc, kdr = self._box_distillation(features, t_images, t_features, gt_instances)
+        if box_distillation:
+            t_sampled, t_predictions = self._teacher_boxes(t_images, t_features, gt_instances)
+            used = self._used_teacher_proposals(t_sampled, t_predictions[0])
+            t_boxes = [p.proposal_boxes[u] for p, u in zip(t_sampled, used.split([len(p) for p in t_sampled]))]
+            if one_pass:
+                own, s_predictions = self._student_box_predictions(features, [[p.proposal_boxes for p in sampled],
+                                                                              t_boxes])
+                detector_losses = self._detector_losses(features, sampled, own)
+            else:
+                (s_predictions,) = self._student_box_predictions(features, [t_boxes])
+            kdc, kdr = self._box_distillation(s_predictions, t_sampled, t_predictions, used)
             if self.kdc_on:
                 losses["loss_kdc"] = self.kd_weight * kdc
             if self.kdr_on:
                 losses["loss_kdr"] = self.kd_weight * kdr
-        return losses
+        return {**detector_losses, **proposal_losses, **losses}
 
     def _same_preprocessing(self) -> bool:
         """Whether the teacher's ``preprocess_image`` would give the student's images (same normalisation and
@@ -214,37 +231,67 @@ class SelfDistillRCNN(GeneralizedRCNN):
         student = [self.adapters[f](features[f]) for f in self.hint_features]
         return hint_loss(student, [t_features[f] for f in self.hint_features], masks)
 
-    def _box_distillation(self, features, t_images, t_features, gt_instances):
-        """(L_kdc, L_kdr) (Eqs. 12-15) on the teacher's proposals, matched to the ground truth and sampled
-        as the student's ROI heads sample their own, fed to both box heads."""
+    def _teacher_boxes(self, t_images, t_features, gt_instances):
+        """The teacher's proposals, matched to the ground truth and sampled as the student's ROI heads sample
+        their own (``Instances`` per image), and the teacher's box predictions on them: ((R, K+1) logits,
+        (R, K*4) or (R, 4) deltas)."""
         heads, t_heads = self.roi_heads, self.teacher.roi_heads
         with torch.no_grad():
             t_proposals, _ = self.teacher.proposal_generator(t_images, t_features, None)
             with get_event_storage().name_scope("distill"):
                 sampled = heads.label_and_sample_proposals(t_proposals, gt_instances)
-            boxes = [p.proposal_boxes for p in sampled]
-            t_logits, t_deltas = t_heads.box_predictor(
-                t_heads.box_head(t_heads.box_pooler([t_features[f] for f in t_heads.box_in_features], boxes))
-            )
-        gt_classes = cat([p.gt_classes for p in sampled])  # (R,), K = background
-        num_classes = heads.num_classes
+            predictions = t_heads.box_predictor(t_heads.box_head(t_heads.box_pooler(
+                [t_features[f] for f in t_heads.box_in_features], [p.proposal_boxes for p in sampled])))
+        return sampled, predictions
+
+    def _used_teacher_proposals(self, t_sampled, t_logits) -> torch.Tensor:
+        """(R,) bool: the teacher proposals that enter a loss, those with q_i = 1 (L_kdc) or in the foreground
+        (L_kdr). The student's box head runs on those alone, which changes no loss (each proposal's box
+        features are its own; not so with a batch norm in the box head, which then sees them all)."""
+        gt_classes = cat([p.gt_classes for p in t_sampled])  # (R,), K = background
+        if self._box_head_mixes_proposals():
+            return torch.ones_like(gt_classes, dtype=torch.bool)
+        q = teacher_correct(t_logits, gt_classes)
+        fg = (gt_classes >= 0) & (gt_classes < self.roi_heads.num_classes)
+        return (q if self.kdc_on else torch.zeros_like(q)) | (fg if self.kdr_on else torch.zeros_like(fg))
+
+    def _student_box_predictions(self, features, box_sets):
+        """The student's box predictions ((logits, deltas)) on each of several sets of per-image boxes, from ONE
+        pass of its box pooler, head and predictor over all of them (each box's output is its own, so this
+        equals one pass per set, at the cost of one)."""
+        heads = self.roi_heads
+        num_images = len(box_sets[0])
+        boxes = [Boxes.cat([s[i] for s in box_sets]) for i in range(num_images)]
+        logits, deltas = heads.box_predictor(heads.box_head(heads.box_pooler(
+            [features[f] for f in heads.box_in_features], boxes)))
+        # the rows come image by image, each image's boxes set by set: regroup them set by set
+        sizes = [len(s[i]) for i in range(num_images) for s in box_sets]
+        logits, deltas = logits.split(sizes), deltas.split(sizes)
+        n = len(box_sets)
+        return [(cat(logits[k::n]), cat(deltas[k::n])) for k in range(n)]
+
+    def _detector_losses(self, features, sampled, predictions):
+        """The losses of ``StandardROIHeads.forward`` in training, given its box predictions on its sampled
+        proposals (its box head having run elsewhere)."""
+        heads = self.roi_heads
+        losses = heads.box_predictor.losses(predictions, sampled)
+        losses.update(heads._forward_mask(features, sampled))
+        losses.update(heads._forward_keypoint(features, sampled))
+        return losses
+
+    def _box_distillation(self, s_predictions, t_sampled, t_predictions, used):
+        """(L_kdc, L_kdr) (Eqs. 12-15) on the ``used`` ones of the teacher's sampled proposals, from the
+        student's box predictions on those and the teacher's on all of them."""
+        (s_logits, s_deltas), (t_logits, t_deltas) = s_predictions, t_predictions
+        gt_classes = cat([p.gt_classes for p in t_sampled])  # (R,), K = background
+        num_classes = self.roi_heads.num_classes
         fg = (gt_classes >= 0) & (gt_classes < num_classes)
         q = teacher_correct(t_logits, gt_classes)  # (R,)
-        # only the proposals with q_i = 1 (L_kdc) or in the foreground (L_kdr) enter a loss: the student's box
-        # head runs on those alone, which changes no loss (each proposal's box features are its own; not so
-        # with a batch norm in the box head, which then sees them all)
-        used = torch.ones_like(q) if self._box_head_mixes_proposals() else (
-            (q if self.kdc_on else torch.zeros_like(q)) | (fg if self.kdr_on else torch.zeros_like(fg)))
-        per_image = used.split([len(p) for p in sampled])
-        s_logits, s_deltas = heads.box_predictor(
-            heads.box_head(heads.box_pooler([features[f] for f in heads.box_in_features],
-                                            [b[u] for b, u in zip(boxes, per_image)]))
-        )
-        transform = heads.box_predictor.box2box_transform
+        transform = self.roi_heads.box_predictor.box2box_transform
         gt_deltas = cat([
             transform.get_deltas(p.proposal_boxes.tensor, p.gt_boxes.tensor) if p.has("gt_boxes")
             else torch.zeros(len(p), 4, device=self.device)
-            for p in sampled
+            for p in t_sampled
         ])  # (R, 4)
         classes = gt_classes.clamp(0, num_classes - 1)[used]
         get_event_storage().put_scalar("distill/q_fraction", q.float().mean().item() if len(q) else 0.0)
@@ -252,6 +299,15 @@ class SelfDistillRCNN(GeneralizedRCNN):
         kdr = kd_reg_loss(_class_deltas(s_deltas, classes), _class_deltas(t_deltas[used], classes), gt_deltas[used],
                           fg[used])
         return kdc, kdr
+
+    def _one_box_head_pass(self) -> bool:
+        """Whether the student's box head can run once on its own and the teacher's proposals together: its
+        ROI heads are detectron2's ``StandardROIHeads`` training forward as is (replayed by ``forward``
+        around the shared pass) and each proposal's box-head output is its own."""
+        heads = self.roi_heads
+        return (isinstance(heads, StandardROIHeads) and type(heads).forward is StandardROIHeads.forward
+                and type(heads)._forward_box is StandardROIHeads._forward_box and not heads.train_on_pred_boxes
+                and not self._box_head_mixes_proposals())
 
     def _box_head_mixes_proposals(self) -> bool:
         """Whether a proposal's box-head output depends on the other proposals (a batch norm in training)."""

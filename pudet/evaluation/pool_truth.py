@@ -1,13 +1,16 @@
 """Evaluates a detector on an unlabeled pool whose hidden truth is known (the wild-digits benchmark).
 
 Answers the question purification depends on: how often does the detector fire confidently on negative
-scenes (no known object) compared with positive ones, and how good are its boxes on the positives.
+scenes (no known object) compared with positive ones, and how good are its boxes on the positives; and
+gives what no purifier can, the pool's true positives with their true boxes as a pseudo-label file (the
+ceiling of purification + pseudo-labelling).
 """
 import copy
 import itertools
 import json
 import logging
-from collections import OrderedDict
+import os
+from collections import Counter, OrderedDict
 from typing import Dict, Optional
 
 import numpy as np
@@ -16,7 +19,8 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 from detectron2.utils import comm
 
-__all__ = ["PoolTruthEvaluator", "load_pool_truth", "positive_images"]
+__all__ = ["PoolTruthEvaluator", "load_pool_truth", "negative_scene_boxes", "oracle_pseudo_labels",
+           "positive_images"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +40,59 @@ def positive_images(truth: dict) -> Dict[int, bool]:
     return {im["id"]: bool(im["positive"]) for im in truth["images"]}
 
 
+def _truth_of(dataset_name: str) -> dict:
+    truth = load_pool_truth(dataset_name)
+    if truth is None:
+        raise ValueError(f"{dataset_name} has no hidden truth (metadata.truth_json) to evaluate against")
+    return truth
+
+
+def negative_scene_boxes(coco: dict, score_thresh: float = 0.5) -> dict:
+    """How the detector is fooled by a pool: over the NEGATIVE scenes (no known object) of a pseudo-label file
+    of ``purify_net.py label`` (its pool, ``coco["info"]["dataset"]``, must have a hidden truth), the boxes
+    scoring above ``score_thresh`` (above, as :class:`PoolTruthEvaluator` counts).
+
+    Returns ``{"score_thresh", "negative images", "boxes/img", "fired" (fraction of negative scenes with at
+    least one such box), "per class": {category name: boxes/img}}``.
+    """
+    truth = _truth_of(coco["info"]["dataset"])
+    negative = {im["id"] for im in truth["images"] if not im["positive"]}
+    images = [im["id"] for im in coco["images"] if im["id"] in negative]
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    boxes = [a for a in coco["annotations"] if a["image_id"] in negative and a["score"] > score_thresh]
+    per_class = Counter(names[a["category_id"]] for a in boxes)
+    n = len(images)
+    return {
+        "score_thresh": score_thresh, "negative images": n,
+        "boxes/img": len(boxes) / n if n else float("nan"),
+        "fired": len({a["image_id"] for a in boxes}) / n if n else float("nan"),
+        "per class": {name: per_class.get(name, 0) / n if n else float("nan") for name in names.values()},
+    }
+
+
+def oracle_pseudo_labels(dataset_name: str, k: int, seed: int) -> dict:
+    """What a perfect purifier selecting ``k`` images and a perfect teacher would give: ``k`` positive scenes
+    of the pool ``dataset_name`` drawn with ``seed`` (all of them where it has fewer), with their TRUE boxes
+    of the known classes, as a pseudo-label dict in the format ``purify_net.py label`` writes
+    (:func:`pudet.engine.pseudo_label.finish_pseudo_labels`; absolute file names, every box scoring 1.0 so
+    that every tau keeps it). Not a purifier: it reads the hidden truth, to measure the ceiling."""
+    truth = _truth_of(dataset_name)
+    root = MetadataCatalog.get(dataset_name).image_root
+    positives = [im for im in truth["images"] if im["positive"]]
+    chosen = np.sort(np.random.default_rng(seed).choice(len(positives), size=min(k, len(positives)),
+                                                        replace=False))
+    images = [{"id": im["id"], "file_name": os.path.join(root, im["file_name"]), "height": im["height"],
+               "width": im["width"]} for im in (positives[i] for i in chosen)]
+    ids = {im["id"] for im in images}
+    boxes = [a for a in truth["annotations"] if a["image_id"] in ids]
+    annotations = [{"id": i + 1, "image_id": a["image_id"], "bbox": list(a["bbox"]), "area": a["area"],
+                    "category_id": a["category_id"], "score": 1.0, "iscrowd": 0} for i, a in enumerate(boxes)]
+    source = f"oracle: {len(images)} true-positive scenes of {dataset_name} (seed {seed}) with their true boxes"
+    info = {"source": source, "dataset": dataset_name, "images": len(images), "unreadable": 0}
+    return {"info": info, "images": images, "annotations": annotations,
+            "categories": copy.deepcopy(truth["categories"])}
+
+
 class PoolTruthEvaluator(DatasetEvaluator):
     """For a pool with ``metadata.truth_json`` (COCO format, images flagged ``positive``), reports:
 
@@ -46,9 +103,7 @@ class PoolTruthEvaluator(DatasetEvaluator):
     """
 
     def __init__(self, dataset_name: str, score_thresh: float = 0.5):
-        self._truth = load_pool_truth(dataset_name)
-        if self._truth is None:
-            raise ValueError(f"{dataset_name} has no hidden truth (metadata.truth_json) to evaluate against")
+        self._truth = _truth_of(dataset_name)
         self._categories = sorted(c["id"] for c in self._truth["categories"])
         self._score_thresh = score_thresh
         self._dataset_name = dataset_name

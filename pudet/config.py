@@ -125,6 +125,8 @@ def add_pudet_config(cfg):
     # from the pool's look, a shortcut a PU head learns instead of "holds a known object" (projects/WildDigits/
     # README.md: pool AUC and prior, seeds 0-2)
     _C.PU.REGION.FEATURES = "logprobs"
+    # the class prior (PU.PRIOR -1): each estimator's median over this many cross-fits (other folds, head seeds)
+    _C.PU.REGION.PRIOR_REPEATS = 5
     # the head: 0 = linear on standardised region features, > 0 = one hidden layer of this width
     _C.PU.REGION.HIDDEN_DIM = 0
     # its training (Adam on cached features): steps, learning rate, weight decay, bags per side per step

@@ -223,6 +223,9 @@ def test_train_select_and_rerun(tiny_benchmark, tiny_root, detector, tmp_path):
     with open(os.path.join(str(tmp_path), "prior.json")) as f:
         prior = json.load(f)
     assert prior["estimator"] == "bbe" and prior["prior"] == pytest.approx(prior["bbe"])
+    # the median of PU.REGION.PRIOR_REPEATS cross-fits (of other folds and head seeds)
+    assert len(prior["bbe_repeats"]) == cfg.PU.REGION.PRIOR_REPEATS == 5
+    assert prior["bbe"] == pytest.approx(float(np.median(prior["bbe_repeats"])))
     assert results["prior"] == prior
     features = os.path.join(str(tmp_path), "features")
     assert sorted(os.listdir(features)) == ["crops", "labeled", "wild_digits_pool"]

@@ -32,8 +32,8 @@ The report: the table; the labeled-only noise; the claims, each with its margin 
 claim holds only when its margin exceeds the spread); the selections against the hidden truth; the priors;
 box-level purification; the teacher's false alarms on negative pool scenes (per class); the fair-baseline
 check; the teacher's seconds per iteration (the machine's yardstick) and each stage's time; issue 15's
-targets 1-5, each "met" or "not met". --quick runs every stage at toy sizes (a smoke test: about 3 minutes on
-2 cores; its numbers mean nothing) into output/demo_quick.
+targets 1-5, each "met" or "not met". --quick runs every stage at toy sizes into output/demo_quick: a smoke
+test of the pipeline (its numbers mean nothing; 12 minutes on the 2-core machine shared with other jobs).
 
 Prints the tables; its last lines say where everything is.
 """
@@ -85,8 +85,10 @@ ROW_KEYS = [r[0] for r in ROWS] + [TEACHER_2X]
 # trains at a lower lr)
 DEFAULTS = {"num_labeled": 200, "num_pool": 2000, "num_val": 300, "teacher_iters": 500, "teacher_lr": 0.04,
             "pu_iters": 100, "student_iters": 40}
-QUICK = {"num_labeled": 40, "num_pool": 160, "num_val": 40, "teacher_iters": 60, "teacher_lr": 0.01,
+QUICK = {"num_labeled": 40, "num_pool": 160, "num_val": 20, "teacher_iters": 60, "teacher_lr": 0.01,
          "pu_iters": 10, "student_iters": 10}
+# --quick also trains each detector on batches of 2 images (as the tests' few-iteration trainings, at lr 0.01)
+QUICK_DETECTOR = ["SOLVER.IMS_PER_BATCH", "2"]
 # what determines a run's outputs: an output dir made with other values is refused (a rerun skips finished
 # steps, so it would mix two runs)
 SETTINGS = ("seed", "num_labeled", "num_pool", "num_val", "pos_fraction", "teacher_iters", "teacher_lr",
@@ -226,10 +228,14 @@ def read_optional(path):
     return read_json(path) if os.path.isfile(path) else None
 
 
+def detector_opts(args):
+    return QUICK_DETECTOR if args.quick else []
+
+
 def _train_teacher(args, p, log, out, iters):
     step(p, log, os.path.join(out, "eval_results.json"), "train_net.py",
          "--resume", "--config-file", TEACHER_YAML, *benchmark_opts(args), *schedule(iters, args.teacher_lr),
-         "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out)
+         *detector_opts(args), "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out)
 
 
 def stage_teacher(args, p):
@@ -332,6 +338,7 @@ def stage_students(args, p):
         step(p, f"student_{key}", os.path.join(out, "eval_results.json"), "train_net.py",
              "--resume", "--config-file", STUDENT_YAML if distill else TEACHER_YAML,
              *benchmark_opts(args, seed_offset), *schedule(args.student_iters, args.teacher_lr / 10),
+             *detector_opts(args),
              "MODEL.WEIGHTS", teacher, *extra, "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out)
     if TEACHER_2X in chosen:
         _train_teacher(args, p, TEACHER_2X, p["teacher_2x"], 2 * args.teacher_iters)

@@ -95,6 +95,9 @@ def test_seconds_per_iteration_and_stage_times(demo, tmp_path):
         demo.record_time({"logs": logs, "stage": stage}, log, seconds)
     assert demo.stage_times(logs) == {"teacher": 120.0, "label": 20.0, "students": 80.0}
     assert list(demo.stage_times(logs)) == ["teacher", "label", "students"]  # in run order
+    for log in ("teacher", "student_sd", "pu"):
+        (tmp_path / "logs" / f"{log}.log").write_text("")
+    assert demo.untimed_steps(logs) == ["pu"]  # a step with a log and no time: finished by an older run
 
 
 def test_options(demo, capsys, tmp_path):
@@ -237,6 +240,7 @@ def test_report_reads_the_stages_summaries(demo, tiny_benchmark, tmp_path, capsy
     assert times["teacher seconds/iteration"] == 0.3
     assert list(times["stages"]) == ["teacher", "pu", "label", "report"]  # the report: its gallery
     assert times["total"] == pytest.approx(200.0 + times["stages"]["report"])
+    assert times["untimed steps"] == []
     out = capsys.readouterr().out
     assert "estimated 0.248 (bbe on the region head's out-of-fold scores; Elkan-Noto there 0.520)" in out
     assert "training SEED 0 / 1 / 2 (same data): 41.0 / 41.5 / 40.8; spread (max - min) 0.7" in out

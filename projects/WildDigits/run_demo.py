@@ -434,6 +434,12 @@ def stage_times(logs):
     return {s: seconds[s] for s in STAGES if s in seconds}
 
 
+def untimed_steps(logs):
+    """The tool steps with a log but no time (finished by a run from before the times were kept)."""
+    return sorted(os.path.basename(path)[:-len(".log")] for path in glob.glob(os.path.join(logs, "*.log"))
+                  if not os.path.isfile(path[:-len(".log")] + ".time.json"))
+
+
 def _selection_row(name, summary):
     return [name, 100 * summary["AUC"], 100 * summary["precision@K"], 100 * summary["recall@K"]]
 
@@ -514,7 +520,7 @@ def stage_report(args, p):
                     os.path.join(args.output_dir, "score_histogram.png"))
 
     per_iter = seconds_per_iteration(os.path.join(p["teacher"], "metrics.json"))
-    times = stage_times(p["logs"])
+    times, untimed = stage_times(p["logs"]), untimed_steps(p["logs"])
     total = sum(times.values())
     time_rows = [[stage, s, 100 * s / total] for stage, s in times.items()] + [["total", total, 100.0]]
     time_table = tabulate(time_rows, headers=["stage (sum of its steps)", "seconds", "%"], tablefmt="github",
@@ -522,7 +528,8 @@ def stage_report(args, p):
     yardstick = ("the teacher's seconds per iteration (median of its metrics.json; the machine's yardstick): "
                  + ("not recorded" if per_iter is None else f"{per_iter:.3f}")
                  + f"; time of every step: {total / 60:.1f} min (issue 15's target 6: make demo <= 15 min on the "
-                 "2-core development machine, data and pretraining included)")
+                 "2-core development machine, data and pretraining included)"
+                 + (f"; not timed, so left out (finished by an older run): {', '.join(untimed)}" if untimed else ""))
     targets = check_targets(region_oracle_auc=region_oracle, negative=negative, teacher_ap=teacher["AP"],
                             teacher_2x_ap=None if teacher_2x is None else teacher_2x["AP"], ap=student_ap,
                             claims=claims, spread=spread)
@@ -539,7 +546,8 @@ def stage_report(args, p):
         "claims": claims, "selection_headers": sel_headers, "selection_rows": sel_rows, "prior": prior,
         "image_prior": image_prior, "pu_selection": summary, "image_selection": image,
         "confidence_selection": confidence, "box_purification": box_rows, "negative_scenes": negative,
-        "teacher_2x": teacher_2x, "time": {"teacher seconds/iteration": per_iter, "stages": times, "total": total},
+        "teacher_2x": teacher_2x, "time": {"teacher seconds/iteration": per_iter, "stages": times, "total": total,
+                                                 "untimed steps": untimed},
         "targets": targets,
     }
     with open(os.path.join(args.output_dir, "results.json"), "w") as f:

@@ -444,7 +444,9 @@ def _selection_row(name, summary):
     return [name, 100 * summary["AUC"], 100 * summary["precision@K"], 100 * summary["recall@K"]]
 
 
-def stage_report(args, p):
+def _ap_table(args, p):
+    """The Table-1-shaped table: the teacher, the teacher at 2x iterations and every trained row. Returns
+    ``(results, teacher's metrics, 2x teacher's metrics or None, {row key: AP})``."""
     headers = ["training data", "n_u", "thr", "# boxes", "AP", "AP50", "AP75", "APs", "APm"]
     metrics = ("AP", "AP50", "AP75", "APs", "APm")
     teacher = _ap(read_json(os.path.join(p["teacher"], "eval_results.json")))
@@ -467,17 +469,36 @@ def stage_report(args, p):
             n_u, thr = diag["taus"][0]["images"], data[1]
             boxes = next(r["boxes"] for r in diag["taus"] if r["tau"] == thr)
         rows.append([label.format(seed=args.seed + seed_offset), n_u, thr, boxes, *(ap[m] for m in metrics)])
+    results = {"headers": headers, "rows": rows, "teacher_2x": teacher_2x,
+               "text": [tabulate(rows, headers=headers, tablefmt="github", floatfmt=".1f")]}
+    if teacher_2x is None:
+        results["text"].append("fair baseline: the teacher at 2x iterations not trained (row teacher_2x)")
+    else:
+        results["text"].append(f"fair baseline: the teacher at 2x iterations ({2 * args.teacher_iters}) reaches val "
+                               f"AP {teacher_2x['AP']:.1f} against {teacher['AP']:.1f} "
+                               f"({teacher_2x['AP'] - teacher['AP']:+.1f})")
+    return results, teacher, teacher_2x, student_ap
 
+
+def _claims(args, student_ap):
+    """The labeled-only noise and the paper's claims judged against it."""
     noise_aps, spread = noise(student_ap)
+    claims = check_claims(student_ap, spread)
     noise_line = (f"noise: labeled-only AP with training SEED {' / '.join(str(args.seed + i) for i in range(3))} "
                   f"(same data): {' / '.join('-' if a is None else f'{a:.1f}' for a in noise_aps)}; spread (max - "
                   "min) " + (f"not measured (train the rows {', '.join(NOISE_ROWS)})" if spread is None
                              else f"{spread:.1f}: each claim's margin must exceed it"))
-    claims = check_claims(student_ap, spread)
-    claim_rows = [[c["claim"], c["evidence"], c["verdict"]] for c in claims]
+    claim_table = tabulate([[c["claim"], c["evidence"], c["verdict"]] for c in claims],
+                           headers=["the paper's claim", "AP, margin and noise", ""], tablefmt="github")
+    return {"noise": {"labeled-only AP": noise_aps, "spread": spread}, "claims": claims,
+            "text": [noise_line, claim_table]}
 
-    # the selections against the hidden truth (in their summaries): the paper's image head, the region head beside
-    # what its features allow (uPU, naive PN, the teacher's confidence, a true-label oracle), U^C
+
+def _against_truth(p):
+    """What the stages measured against the pool's hidden truth: the selections (the paper's image head, the
+    region head beside what its features allow: uPU, naive PN, the teacher's confidence, a true-label oracle;
+    U^C), the priors, U^P's pseudo-boxes with and without box-level purification, the teacher's boxes on the
+    negative scenes."""
     image = read_json(os.path.join(p["select"], "selected.json"))["summary"]
     summary = read_json(os.path.join(p["select_region"], "selected.json"))["summary"]
     confidence = read_json(os.path.join(p["select_confidence"], "selected.json"))["summary"]
@@ -485,7 +506,6 @@ def stage_report(args, p):
     sel_rows = [_selection_row("image head N_pu, nnPU (the paper's)", image)]
     sel_rows += [[r["selection"], r["AUC"], r["precision@K"], r["recall@K"]] for r in summary["comparison"][:-1]]
     sel_rows += [_selection_row("teacher's best box score (U^C)", confidence), list(summary["comparison"][-1].values())]
-    region_oracle = next((r["AUC"] for r in summary["comparison"] if r["selection"].startswith("oracle")), None)
     prior = read_json(os.path.join(p["pu_region"], "prior.json"))
     image_prior = read_json(os.path.join(p["pu"], "prior.json"))
     purified = read_json(os.path.join(p["labels"], "pu", "diagnostics.json"))
@@ -498,7 +518,6 @@ def stage_report(args, p):
                   f"({prior['estimator']} on the region head's out-of-fold scores; Elkan-Noto there "
                   f"{prior['elkan-noto']:.3f}); {image_prior['prior']:.3f} ({image_prior['estimator']} on the image "
                   f"head's pooled features)")
-
     negative = read_optional(os.path.join(p["labels"], "pool", "negative_scenes.json"))
     negative_line = "teacher's false alarms on negative pool scenes: not measured (run the label stage)"
     if negative is not None:
@@ -506,10 +525,35 @@ def stage_report(args, p):
         negative_line = (f"the teacher on the pool's {negative['negative images']} negative scenes: "
                          f"{negative['boxes/img']:.2f} boxes/img above {negative['score_thresh']:g} ({per_class}); "
                          f"{100 * negative['fired']:.1f}% of them hold at least one")
-    fair_line = ("fair baseline: the teacher at 2x iterations not trained (row teacher_2x)" if teacher_2x is None
-                 else f"fair baseline: the teacher at 2x iterations ({2 * args.teacher_iters}) reaches val AP "
-                      f"{teacher_2x['AP']:.1f} against {teacher['AP']:.1f} ({teacher_2x['AP'] - teacher['AP']:+.1f})")
+    return {
+        "selection_headers": sel_headers, "selection_rows": sel_rows, "prior": prior, "image_prior": image_prior,
+        "pu_selection": summary, "image_selection": image, "confidence_selection": confidence,
+        "box_purification": box_rows, "negative_scenes": negative,
+        "text": [tabulate(sel_rows, headers=sel_headers, tablefmt="github", floatfmt=".1f"), prior_line,
+                 tabulate(box_rows, headers=box_headers, tablefmt="github", floatfmt=".3f"), negative_line],
+    }
 
+
+def _time(p):
+    """The teacher's seconds per iteration (the machine's yardstick) and each stage's time."""
+    per_iter = seconds_per_iteration(os.path.join(p["teacher"], "metrics.json"))
+    times, untimed = stage_times(p["logs"]), untimed_steps(p["logs"])
+    total = sum(times.values())
+    time_rows = [[stage, s, 100 * s / total] for stage, s in times.items()] + [["total", total, 100.0]]
+    yardstick = ("the teacher's seconds per iteration (median of its metrics.json; the machine's yardstick): "
+                 + ("not recorded" if per_iter is None else f"{per_iter:.3f}")
+                 + f"; time of every step: {total / 60:.1f} min (issue 15's target 6: make demo <= 15 min on the "
+                 "2-core development machine, data and pretraining included)"
+                 + (f"; not timed, so left out (finished by an older run): {', '.join(untimed)}" if untimed else ""))
+    return {"time": {"teacher seconds/iteration": per_iter, "stages": times, "total": total, "untimed steps": untimed},
+            "text": [yardstick, tabulate(time_rows, headers=["stage (sum of its steps)", "seconds", "%"],
+                                         tablefmt="github", floatfmt=".0f")]}
+
+
+def stage_report(args, p):
+    table, teacher, teacher_2x, student_ap = _ap_table(args, p)
+    claims = _claims(args, student_ap)
+    truth = _against_truth(p)
     record_time(p, "gallery", run([sys.executable, os.path.join(TOOLS, "purify_net.py"), "gallery",
                                    os.path.join(p["labels"], "random", "pseudo_labels.json"),
                                    os.path.join(p["labels"], "pu", "pseudo_labels.json"),
@@ -518,42 +562,21 @@ def stage_report(args, p):
                                    "--seed", str(args.seed)], os.path.join(p["logs"], "gallery.log")))
     shutil.copyfile(os.path.join(p["select_region"], "score_histogram.png"),
                     os.path.join(args.output_dir, "score_histogram.png"))
-
-    per_iter = seconds_per_iteration(os.path.join(p["teacher"], "metrics.json"))
-    times, untimed = stage_times(p["logs"]), untimed_steps(p["logs"])
-    total = sum(times.values())
-    time_rows = [[stage, s, 100 * s / total] for stage, s in times.items()] + [["total", total, 100.0]]
-    time_table = tabulate(time_rows, headers=["stage (sum of its steps)", "seconds", "%"], tablefmt="github",
-                          floatfmt=".0f")
-    yardstick = ("the teacher's seconds per iteration (median of its metrics.json; the machine's yardstick): "
-                 + ("not recorded" if per_iter is None else f"{per_iter:.3f}")
-                 + f"; time of every step: {total / 60:.1f} min (issue 15's target 6: make demo <= 15 min on the "
-                 "2-core development machine, data and pretraining included)"
-                 + (f"; not timed, so left out (finished by an older run): {', '.join(untimed)}" if untimed else ""))
-    targets = check_targets(region_oracle_auc=region_oracle, negative=negative, teacher_ap=teacher["AP"],
+    timing = _time(p)
+    oracle = next((r["AUC"] for r in truth["pu_selection"]["comparison"] if r["selection"].startswith("oracle")), None)
+    targets = check_targets(region_oracle_auc=oracle, negative=truth["negative_scenes"], teacher_ap=teacher["AP"],
                             teacher_2x_ap=None if teacher_2x is None else teacher_2x["AP"], ap=student_ap,
-                            claims=claims, spread=spread)
-
-    table = tabulate(rows, headers=headers, tablefmt="github", floatfmt=".1f")
-    claim_table = tabulate(claim_rows, headers=["the paper's claim", "AP, margin and noise", ""], tablefmt="github")
-    sel_table = tabulate(sel_rows, headers=sel_headers, tablefmt="github", floatfmt=".1f")
-    box_table = tabulate(box_rows, headers=box_headers, tablefmt="github", floatfmt=".3f")
+                            claims=claims["claims"], spread=claims["noise"]["spread"])
     target_table = tabulate([list(t.values()) for t in targets], headers=["issue 15's target", "measured", ""],
                             tablefmt="github")
-    results = {
-        "settings": vars(args), "headers": headers, "rows": rows, "noise": {"labeled-only AP": noise_aps,
-                                                                            "spread": spread},
-        "claims": claims, "selection_headers": sel_headers, "selection_rows": sel_rows, "prior": prior,
-        "image_prior": image_prior, "pu_selection": summary, "image_selection": image,
-        "confidence_selection": confidence, "box_purification": box_rows, "negative_scenes": negative,
-        "teacher_2x": teacher_2x, "time": {"teacher seconds/iteration": per_iter, "stages": times, "total": total,
-                                                 "untimed steps": untimed},
-        "targets": targets,
-    }
+
+    sections = (table, claims, truth, timing)
+    text = "\n\n".join([*(line for s in sections for line in s["text"]), target_table])
+    results = {"settings": vars(args), "targets": targets}
+    for section in sections:
+        results.update({k: v for k, v in section.items() if k != "text"})
     with open(os.path.join(args.output_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
-    text = "\n\n".join([table, noise_line, claim_table, sel_table, prior_line, box_table, negative_line, fair_line,
-                        yardstick, time_table, target_table])
     with open(os.path.join(args.output_dir, "results.md"), "w") as f:
         f.write(f"# wild-digits benchmark, seed {args.seed}{' (--quick: toy sizes)' if args.quick else ''}\n\n"
                 f"{text}\n")

@@ -5,6 +5,8 @@ import os
 import numpy as np
 import pytest
 
+from pudet.data import chunked
+from pudet.data.build import build_batched_inference_loader
 from pudet.data.mappers import PUDatasetMapper
 from pudet.evaluation.ranking import ranking_metrics
 from pudet.pu import select as sel
@@ -62,6 +64,39 @@ def test_sharded_ranks_cover_the_pool_once(model, pool, tmp_path):
     a = sel.merge_chunks(str(tmp_path / "one"), len(pool), 4)
     b = sel.merge_chunks(str(tmp_path / "three"), len(pool), 4)
     assert (a[0] == b[0]).all() and (a[1] == b[1]).all()
+
+
+def test_one_loader_for_every_chunk_never_batching_across_two(model, pool, tmp_path, monkeypatch):
+    """A run builds one loader for all its chunks (its workers start once); no batch spans two chunks, so each
+    chunk is batched as it would be alone: 13 images in chunks of 5 at batch 2 go 2 + 2 + 1, 2 + 2 + 1, 2 + 1."""
+    dicts = [{"image_id": i} for i in range(13)]
+    batches = list(build_batched_inference_loader(dicts, lambda d: d["image_id"], 2, 0, chunk_size=5))
+    assert batches == [[0, 1], [2, 3], [4], [5, 6], [7, 8], [9], [10, 11], [12]]
+    assert list(build_batched_inference_loader(dicts, lambda d: d["image_id"], 5, 0)) == [
+        [0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12]]
+
+    built = []
+
+    def counted(*args, **kwargs):
+        built.append(len(args[0]))
+        return build_batched_inference_loader(*args, **kwargs)
+
+    monkeypatch.setattr(chunked, "build_batched_inference_loader", counted)
+    run(model, pool, tmp_path)
+    assert built == [len(pool)]  # 4 chunks, one loader
+    (tmp_path / "chunks" / "chunk_000001.npz").unlink()
+    (tmp_path / "chunks" / "chunk_000003.npz").unlink()
+    assert run(model, pool, tmp_path) == 4 + 1  # a resume loads only the missing chunks' images, in one loader
+    assert built == [len(pool), 5]
+
+
+def test_default_inference_workers_none_for_a_cpu_model_on_two_cores(monkeypatch):
+    cfg = pu_cfg()
+    cfg.DATALOADER.NUM_WORKERS = 4
+    for cores, device, workers in ((2, "cpu", 0), (1, "cpu", 0), (16, "cpu", 4), (2, "cuda", 4), (2, "cuda:1", 4)):
+        monkeypatch.setattr(chunked.os, "cpu_count", lambda: cores)
+        cfg.MODEL.DEVICE = device
+        assert chunked.default_inference_workers(cfg) == workers, (cores, device)
 
 
 def test_select_top_and_threshold_deterministic_ties():

@@ -2,18 +2,19 @@
 """Speed and memory benchmarks on the built-in benchmark's data; each prints a table and a ratio (these are
 measurements, never timed tests).
 
-  tools/benchmark.py select [--images N] [--batch-size B] [--num-workers W]
-      `purify_net.py select`'s scoring (files decoded by a DataLoader with workers, resized, batched, scored,
+  tools/benchmark.py select [--images N] [--batch-size B] [--num-workers W [W ...]] [--rounds R]
+      `purify_net.py select`'s scoring (files decoded by a DataLoader with W workers, resized, batched, scored,
       written in chunks) in images/s, next to the raw backbone forward of the same images, already decoded
-      and resized, at the same batch size.
+      and resized, at the same batch size (each measured in turn, R times: medians).
   tools/benchmark.py select-memory [--images N]  (the 10x pool cycles over the benchmark pool's files)
       peak resident memory of scoring N pool images and 10 N (each in a fresh process): the ratio of the peaks.
-  tools/benchmark.py label [--images N] [--batch-size B] [--num-workers W]
+  tools/benchmark.py label [--images N] [--batch-size B] [--num-workers W [W ...]] [--rounds R]
       `purify_net.py label`'s pseudo-labelling in images/s, next to detectron2's DefaultPredictor called
-      once per image on the same files.
-  tools/benchmark.py distill [--steps S] [--batch-size B] [--teacher-weights W]
+      once per image on the same files (each measured in turn, R times: medians).
+  tools/benchmark.py distill [--steps S] [--batch-size B] [--teacher-weights W] [--parts]
       a SelfDistillRCNN training step (student + frozen teacher + hint/kdc/kdr) over a plain detectron2
-      GeneralizedRCNN step of the same student on the same batches (medians; the two step in turn).
+      GeneralizedRCNN step of the same student on the same batches (medians of wall and CPU time; the models
+      step in turn); with --parts, also with the terms switched off, to show what each part costs.
   tools/benchmark.py costs [--steps S] [--batch-size B] [--device cuda [--batch-sizes B ...]]
       per-image CPU seconds of the COCO + ImageNet passes at the paper's sizes (R50 models, random weights):
       decoding an ImageNet-sized JPEG for select and for label, PU scoring and a PU training step at 224, the
@@ -28,6 +29,7 @@ measurements, never timed tests).
 import argparse
 import contextlib
 import copy
+import functools
 import io
 import json
 import os
@@ -58,6 +60,7 @@ from pycocotools.cocoeval import COCOeval  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from pudet.data import register_datasets  # noqa: E402
+from pudet.data.chunked import default_inference_workers  # noqa: E402
 from pudet.data.mappers import InferenceMapper, PUDatasetMapper  # noqa: E402
 from pudet.engine.pseudo_label import label_images  # noqa: E402
 from pudet.pu.select import score_pool  # noqa: E402
@@ -91,36 +94,63 @@ def pool_dicts(n, repeat=False):
     return dicts[:n]
 
 
+def _interleaved(measures, rounds):
+    """Runs each of ``measures`` (name -> function returning images/s) in turn, ``rounds`` times, and returns each
+    one's median: on a machine shared with other jobs, a change of load then slows all alike."""
+    rates = {name: [] for name in measures}
+    for _ in range(rounds):
+        for name, measure in measures.items():
+            rates[name].append(measure())
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
+def _rate(images, run):
+    start = time.perf_counter()
+    run()
+    return images / (time.perf_counter() - start)
+
+
+def _in_temporary_folder(prefix, run):
+    out = tempfile.mkdtemp(prefix=prefix)
+    try:
+        run(out)
+    finally:
+        shutil.rmtree(out)
+
+
 def bench_select(args):
     cfg = load_cfg("pu_R18_nnpu.yaml", "PU.INIT_FROM_DETECTOR", "")
     dicts = pool_dicts(args.images)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     mapper = PUDatasetMapper(cfg, False)
+    workers = args.num_workers or [default_inference_workers(cfg)]
 
     # raw backbone forward: the same images, decoded and resized beforehand, same batch size
     inputs = [mapper(d) for d in dicts]
     batches = [inputs[i: i + args.batch_size] for i in range(0, len(inputs), args.batch_size)]
+
+    def raw():
+        with torch.no_grad():
+            for b in batches:
+                model.backbone(model.preprocess_image(b).tensor)
+
+    def select(w):
+        _in_temporary_folder("bench_select_", lambda out: score_pool(
+            model, dicts, out, mapper=mapper, batch_size=args.batch_size, num_workers=w, chunk_size=args.chunk_size,
+            progress=False))
+
     with torch.no_grad():
         model.scores(batches[0])  # warm-up
-        start = time.perf_counter()
-        for b in batches:
-            model.backbone(model.preprocess_image(b).tensor)
-        raw = len(inputs) / (time.perf_counter() - start)
-
-    out = tempfile.mkdtemp(prefix="bench_select_")
-    try:
-        start = time.perf_counter()
-        score_pool(model, dicts, out, mapper=mapper, batch_size=args.batch_size, num_workers=args.num_workers,
-                   chunk_size=args.chunk_size, progress=False)
-        full = len(dicts) / (time.perf_counter() - start)
-    finally:
-        shutil.rmtree(out)
-    print(f"select: {len(dicts)} wild-digits pool images at {cfg.PU.INPUT_SIZE}px, batch {args.batch_size}, "
-          f"{args.num_workers} loader workers; {machine()}")
-    print(tabulate([["raw backbone forward (pre-decoded tensors)", f"{raw:.1f}"],
-                    ["select scoring (decode + resize + forward + chunks)", f"{full:.1f}"],
-                    ["ratio select / raw", f"{full / raw:.2f}"]], headers=["", "images/s"], tablefmt="github"))
+    rates = _interleaved({"raw": lambda: _rate(len(inputs), raw),
+                          **{w: functools.partial(_rate, len(dicts), functools.partial(select, w)) for w in workers}},
+                         args.rounds)
+    print(f"select: {len(dicts)} wild-digits pool images at {cfg.PU.INPUT_SIZE}px, batch {args.batch_size}, chunks of "
+          f"{args.chunk_size}, medians of {args.rounds} interleaved rounds; {machine()}")
+    rows = [["raw backbone forward (pre-decoded tensors)", f"{rates['raw']:.1f}", ""]]
+    rows += [[f"select scoring, {w} loader workers (decode + resize + forward + chunks)", f"{rates[w]:.1f}",
+              f"{rates[w] / rates['raw']:.2f}"] for w in workers]
+    print(tabulate(rows, headers=["", "images/s", "ratio select / raw"], tablefmt="github"))
 
 
 def _select_peak(args):
@@ -171,27 +201,28 @@ def bench_label(args):
         predictor.model.load_state_dict(model.state_dict())
     from detectron2.data.detection_utils import read_image
 
-    predictor(read_image(dicts[0]["file_name"], format="BGR"))  # warm-up
-    start = time.perf_counter()
-    for d in dicts:
-        predictor(read_image(d["file_name"], format="BGR"))
-    one_by_one = len(dicts) / (time.perf_counter() - start)
+    workers = args.num_workers or [cfg.DATALOADER.NUM_WORKERS]
 
-    out = tempfile.mkdtemp(prefix="bench_label_")
-    try:
-        start = time.perf_counter()
-        label_images(model, dicts, out, mapper=InferenceMapper(cfg), category_ids=list(range(1, 6)),
-                     batch_size=args.batch_size, num_workers=args.num_workers, chunk_size=1024, progress=False)
-        batched = len(dicts) / (time.perf_counter() - start)
-    finally:
-        shutil.rmtree(out)
+    def one_by_one():
+        for d in dicts:
+            predictor(read_image(d["file_name"], format="BGR"))
+
+    def label(w):
+        _in_temporary_folder("bench_label_", lambda out: label_images(
+            model, dicts, out, mapper=InferenceMapper(cfg), category_ids=list(range(1, 6)),
+            batch_size=args.batch_size, num_workers=w, chunk_size=args.chunk_size, progress=False))
+
+    predictor(read_image(dicts[0]["file_name"], format="BGR"))  # warm-up
+    rates = _interleaved({"predictor": lambda: _rate(len(dicts), one_by_one),
+                          **{w: functools.partial(_rate, len(dicts), functools.partial(label, w)) for w in workers}},
+                         args.rounds)
     print(f"label: {len(dicts)} wild-digits pool images (128x128), teacher "
-          f"{'from ' + weights if weights else 'randomly initialised'}, batch {args.batch_size}, "
-          f"{args.num_workers} loader workers; {machine()}")
-    print(tabulate([["DefaultPredictor, one image per call", f"{one_by_one:.1f}"],
-                    ["purify_net.py label (batched, chunked, loader workers)", f"{batched:.1f}"],
-                    ["ratio label / DefaultPredictor", f"{batched / one_by_one:.2f}"]],
-                   headers=["", "images/s"], tablefmt="github"))
+          f"{'from ' + weights if weights else 'randomly initialised'}, batch {args.batch_size}, chunks of "
+          f"{args.chunk_size}, medians of {args.rounds} interleaved rounds; {machine()}")
+    rows = [["DefaultPredictor, one image per call", f"{rates['predictor']:.1f}", ""]]
+    rows += [[f"purify_net.py label (batched, chunked), {w} loader workers", f"{rates[w]:.1f}",
+              f"{rates[w] / rates['predictor']:.2f}"] for w in workers]
+    print(tabulate(rows, headers=["", "images/s", "ratio label / DefaultPredictor"], tablefmt="github"))
 
 
 def bench_distill(args):
@@ -211,38 +242,53 @@ def bench_distill(args):
         dicts = DatasetCatalog.get("wild_digits_train")
         batches = [[mapper(d) for d in dicts[i * args.batch_size: (i + 1) * args.batch_size]]
                    for i in range(args.steps + 1)]
-        # both models step on each batch in turn, and the medians are compared: on a machine shared with other
-        # jobs, a change of load then slows both alike instead of one run
+        variants = {"plain detectron2 step (same student, same batches)": (plain_cfg, []),
+                    "self-distillation step (hint + kdc + kdr)": (student_cfg, [])}
+        if args.parts:  # what each part costs: the teacher's backbone forward runs in each of these
+            off = {term: [f"MODEL.PUDET.{term}_ON", "False"] for term in ("HINT", "KDC", "KDR")}
+            variants.update({
+                "every term off (the teacher's backbone forward alone)": (student_cfg, sum(off.values(), [])),
+                "hint only": (student_cfg, off["KDC"] + off["KDR"]),
+                "kdc + kdr only (teacher RPN + box head, student box head on its proposals)":
+                    (student_cfg, off["HINT"]),
+            })
+        # the models step on each batch in turn, and the medians are compared: on a machine shared with other
+        # jobs, a change of load then slows all alike instead of one run
         models = {}
-        for name, cfg in (("plain", plain_cfg), ("distill", student_cfg)):
+        for name, (cfg, opts) in variants.items():
+            cfg = cfg.clone()
+            cfg.merge_from_list(opts)
             torch.manual_seed(0)
             model = build_model(cfg).train()
             models[name] = (model, torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9))
         times = {name: [] for name in models}
+        cpu = {name: [] for name in models}
         q_fractions = []
         with EventStorage() as storage:
             for i, batch in enumerate(batches):
                 for name, (model, optimizer) in models.items():
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     losses = model(batch)
                     optimizer.zero_grad()
                     sum(losses.values()).backward()
                     optimizer.step()
                     if i > 0:  # the first step is a warm-up
                         times[name].append(time.perf_counter() - start)
+                        cpu[name].append(time.process_time() - start_cpu)
                 q_fractions.append(storage.latest()["distill/q_fraction"][0])
-        plain, distill = statistics.median(times["plain"]), statistics.median(times["distill"])
     finally:
         if tmp:
             shutil.rmtree(tmp)
+    wall = {name: statistics.median(t) for name, t in times.items()}
+    cpu = {name: statistics.median(t) for name, t in cpu.items()}
+    plain = next(iter(models))
     teacher = "from " + weights if tmp is None else "randomly initialised"
     print(f"distill: R18-FPN student (and R18-FPN teacher {teacher}, q_fraction "
           f"{statistics.mean(q_fractions):.2f}), {args.batch_size} images of 128x128 per step, "
           f"median of {args.steps} steps of each, interleaved; {machine()}")
-    print(tabulate([["plain detectron2 step (same student, same batches)", f"{plain:.3f}"],
-                    ["self-distillation step (hint + kdc + kdr)", f"{distill:.3f}"],
-                    ["ratio self-distillation / plain", f"{distill / plain:.2f}"]],
-                   headers=["", "s/step"], tablefmt="github"))
+    print(tabulate([[name, f"{wall[name]:.3f}", f"{wall[name] / wall[plain]:.2f}", f"{cpu[name]:.3f}",
+                     f"{cpu[name] / cpu[plain]:.2f}"] for name in models],
+                   headers=["", "s/step", "ratio to plain", "CPU s/step", "CPU ratio to plain"], tablefmt="github"))
 
 
 def synthetic_coco(num_images, num_classes, seed=0, size=640):
@@ -468,8 +514,10 @@ def main(argv=None):
     s = sub.add_parser("select", help="select scoring vs raw backbone forward")
     s.add_argument("--images", type=int, default=1024)
     s.add_argument("--batch-size", type=int, default=32)
-    s.add_argument("--num-workers", type=int, default=2)
+    s.add_argument("--num-workers", type=int, nargs="+", default=None,
+                   help="loader workers, each measured in turn (default: what purify_net.py select uses)")
     s.add_argument("--chunk-size", type=int, default=4096)
+    s.add_argument("--rounds", type=int, default=3)
     m = sub.add_parser("select-memory", help="select peak memory on a pool and a 10x larger one")
     m.add_argument("--images", type=int, default=400)
     peak = sub.add_parser("_select-peak")
@@ -478,12 +526,16 @@ def main(argv=None):
     lab = sub.add_parser("label", help="label throughput vs DefaultPredictor one image at a time")
     lab.add_argument("--images", type=int, default=400)
     lab.add_argument("--batch-size", type=int, default=8)
-    lab.add_argument("--num-workers", type=int, default=2)
+    lab.add_argument("--num-workers", type=int, nargs="+", default=None,
+                     help="loader workers, each measured in turn (default: DATALOADER.NUM_WORKERS, as label)")
+    lab.add_argument("--chunk-size", type=int, default=1024)
+    lab.add_argument("--rounds", type=int, default=3)
     lab.add_argument("--teacher-weights", default=teacher, help="(default: %(default)s; random if missing)")
     d = sub.add_parser("distill", help="self-distillation step vs plain detectron2 step")
     d.add_argument("--steps", type=int, default=20)
     d.add_argument("--batch-size", type=int, default=8)
     d.add_argument("--teacher-weights", default=teacher, help="(default: %(default)s; random if missing)")
+    d.add_argument("--parts", action="store_true", help="also step with parts of the distillation switched off")
     c = sub.add_parser("coco-eval", help="COCO evaluation: pycocotools vs faster-coco-eval (vs detectron2's compiled)")
     c.add_argument("--images", type=int, default=5000)
     c.add_argument("--classes", type=int, default=80)

@@ -43,7 +43,7 @@ from tabulate import tabulate  # noqa: E402
 from pudet.config import check_config  # noqa: E402
 from pudet.data import register_datasets  # noqa: E402
 from pudet.data.build import register_pu_splits  # noqa: E402
-from pudet.data.chunked import describe_job  # noqa: E402
+from pudet.data.chunked import default_inference_workers, describe_job  # noqa: E402
 from pudet.data.datasets import use_pool_option  # noqa: E402
 from pudet.data.mappers import InferenceMapper, PUDatasetMapper  # noqa: E402
 from pudet.engine import PUTrainer  # noqa: E402
@@ -152,7 +152,7 @@ def select(args):
     load_weights_strictly(model, args.weights)
     score_pool(
         model, dicts, out, mapper=PUDatasetMapper(cfg, False), batch_size=args.batch_size,
-        num_workers=cfg.DATALOADER.NUM_WORKERS if args.num_workers is None else args.num_workers,
+        num_workers=default_inference_workers(cfg) if args.num_workers is None else args.num_workers,
         chunk_size=args.chunk_size, rank=comm.get_rank(), world_size=comm.get_world_size(),
         progress=comm.is_main_process(), job=describe_job(cfg, args.weights), overwrite=args.overwrite,
     )
@@ -295,7 +295,8 @@ def parse_args(argv=None):
         group.add_argument("--threshold", type=float, default=None, help="keep every image scoring at least this")
         add("--batch-size", type=int, default=32, help="images per forward (default: %(default)s)")
         add("--chunk-size", type=int, default=4096, help="images per resumable chunk (default: %(default)s)")
-        add("--num-workers", type=int, default=None, help="loader workers (default: DATALOADER.NUM_WORKERS)")
+        add("--num-workers", type=int, default=None,
+            help="loader workers (default: DATALOADER.NUM_WORKERS; 0 for a model on a CPU of <= 2 cores)")
     add("--pool", default="", help="a folder (images at any depth) or a list file of images: the unlabeled pool, "
         "instead of PU.UNLABELED_DATASETS (sets PU.POOL)")
     if command in ("select", "label"):

@@ -238,10 +238,14 @@ def build_expanded_train_loader(cfg, labeled_mapper=None, pseudo_mapper=None):
     raise ValueError(f"DATALOADER.PSEUDO_BATCHING must be 'alternate' or 'mixed', got '{mode}'")
 
 
-def build_batched_inference_loader(dicts, mapper, batch_size: int, num_workers: int):
-    """A loader over ``dicts`` in order, ``batch_size`` per batch, as lists of mapped dicts."""
-    dataset = MapDataset(DatasetFromList(dicts, copy=False, serialize=False), mapper)
-    return torchdata.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-        collate_fn=trivial_batch_collator, drop_last=False,
-    )
+def build_batched_inference_loader(dicts, mapper, batch_size: int, num_workers: int, chunk_size: int = 0):
+    """A loader over ``dicts`` in order, ``batch_size`` per batch, as lists of mapped dicts. With ``chunk_size``,
+    no batch spans two chunks of ``chunk_size`` consecutive dicts: each chunk is batched as it would be alone.
+    The dicts are serialized (detectron2's ``DatasetFromList``), so that workers reading a long list do not
+    copy it page by page."""
+    dataset = MapDataset(DatasetFromList(dicts, copy=False), mapper)
+    chunk_size = chunk_size or max(len(dicts), 1)
+    batches = [range(b, min(b + batch_size, c + chunk_size, len(dicts)))
+               for c in range(0, len(dicts), chunk_size) for b in range(c, min(c + chunk_size, len(dicts)), batch_size)]
+    return torchdata.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
+                                collate_fn=trivial_batch_collator)

@@ -23,7 +23,8 @@ from detectron2.utils import comm
 from ..utils import atomic_write
 from .build import build_batched_inference_loader
 
-__all__ = ["Unreadable", "run_chunked", "describe_job", "finished_chunks", "write_unreadable"]
+__all__ = ["Unreadable", "run_chunked", "describe_job", "finished_chunks", "write_unreadable",
+           "default_inference_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,16 @@ class Unreadable(NamedTuple):
     image_id: int
     file_name: str
     reason: str
+
+
+def default_inference_workers(cfg) -> int:
+    """The loader workers of ``purify_net.py select`` by default: ``DATALOADER.NUM_WORKERS``, but none for a
+    model on the CPU (``MODEL.DEVICE``) of a machine of at most 2 cores, where workers decoding images take the
+    cores from the forward's threads (measured with ``tools/benchmark.py select``; ``label``, whose forward is
+    heavier per image, was not faster without them and keeps ``DATALOADER.NUM_WORKERS``)."""
+    if cfg.MODEL.DEVICE.startswith("cpu") and (os.cpu_count() or 1) <= 2:
+        return 0
+    return cfg.DATALOADER.NUM_WORKERS
 
 
 def _chunk_path(out_dir, c, suffix):
@@ -147,12 +158,18 @@ def run_chunked(dicts: List[dict], out_dir: str, *, mapper, predict: Callable, s
     if len(todo) < len(mine):
         logger.info(f"Resuming: {len(mine) - len(todo)} of this rank's {len(mine)} chunks are already done")
     bar = tqdm(total=total, unit="img", desc=desc, disable=not progress, smoothing=0.1)
+    # one loader over every chunk to do (its workers start once and read ahead across chunks), batched chunk by
+    # chunk; each chunk is written when its last batch is done
+    parts = [dicts[c * chunk_size: (c + 1) * chunk_size] for c in todo]
+    if parts:
+        loader = iter(build_batched_inference_loader([d for p in parts for d in p], mapper, batch_size, num_workers,
+                                                     chunk_size))
     start, done = time.perf_counter(), 0
     with torch.no_grad():
-        for c in todo:
-            part = dicts[c * chunk_size: (c + 1) * chunk_size]
+        for c, part in zip(todo, parts):
             records, bad = [], []
-            for batch in build_batched_inference_loader(part, mapper, batch_size, num_workers):
+            for _ in range(0, len(part), batch_size):
+                batch = next(loader)
                 good = [x for x in batch if "unreadable" not in x]
                 bad.extend(Unreadable(x["image_id"], x["file_name"], x["unreadable"]) for x in batch
                            if "unreadable" in x)

@@ -100,6 +100,18 @@ def test_seconds_per_iteration_and_stage_times(demo, tmp_path):
     assert demo.untimed_steps(logs) == ["pu"]  # a step with a log and no time: finished by an older run
 
 
+def test_finished_training_keeps_only_its_final_checkpoint(demo, tmp_path):
+    out = tmp_path / "teacher"
+    out.mkdir()
+    for name in ("model_0000165.pth", "model_0000331.pth", "last_checkpoint", "metrics.json"):
+        (out / name).write_text("x")
+    demo.prune_checkpoints(str(out))  # no model_final.pth: an unfinished training keeps what it resumes from
+    assert len(list(out.iterdir())) == 4
+    (out / "model_final.pth").write_text("x")
+    demo.prune_checkpoints(str(out))
+    assert sorted(p.name for p in out.iterdir()) == ["last_checkpoint", "metrics.json", "model_final.pth"]
+
+
 def test_options(demo, capsys, tmp_path):
     assert demo.parse_args([]).rows.split(",") == [r[0] for r in demo.ROWS] + ["teacher_2x"]
     assert demo.parse_args(["--rows", "sd,pu_0.9"]).rows == "sd,pu_0.9"

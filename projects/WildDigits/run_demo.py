@@ -190,10 +190,20 @@ def run(cmd, log_path):
 
 def step(p, log, done, name, *tool_args):
     """Runs ``tools/<name> tool_args`` (log: ``logs/<log>.log``) unless its output ``done`` exists: a rerun
-    skips the finished steps."""
+    skips the finished steps. A finished training keeps only its final checkpoint."""
     if not os.path.isfile(done):
         record_time(p, log, run([sys.executable, os.path.join(TOOLS, name), *tool_args],
                                 os.path.join(p["logs"], f"{log}.log")))
+        if "OUTPUT_DIR" in tool_args:
+            prune_checkpoints(tool_args[tool_args.index("OUTPUT_DIR") + 1])
+
+
+def prune_checkpoints(out_dir):
+    """Removes a finished training's intermediate checkpoints (``model_<iteration>.pth``, kept for resuming
+    it): the demo's 13 trainings would otherwise leave about 1.5 GB. ``model_final.pth`` stays."""
+    if os.path.isfile(os.path.join(out_dir, "model_final.pth")):
+        for path in glob.glob(os.path.join(out_dir, "model_[0-9]*.pth")):
+            os.remove(path)
 
 
 def truth_step(p, log, done, fn):

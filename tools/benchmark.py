@@ -396,20 +396,26 @@ def _gpu_images_per_second(step, images_per_step, steps):
     return images_per_step / statistics.median(times)
 
 
+def _paper_cfgs(device):
+    """The COCO recipe's R50 PU classifier and R50-FPN teacher configs on ``device``, without weights."""
+    cfgs = []
+    for path, weights_key in ((("PU", "pu_R50_coco_imagenet.yaml"), "PU.INIT_FROM_DETECTOR"),
+                              (("COCO", "faster_rcnn_R_50_FPN_1x_teacher.yaml"), "MODEL.WEIGHTS")):
+        cfg = get_cfg()
+        pudet.add_pudet_config(cfg)
+        cfg.merge_from_file(os.path.join(REPO, "configs", *path))
+        cfg.merge_from_list(["MODEL.DEVICE", device, weights_key, ""])
+        cfgs.append(cfg)
+    return cfgs
+
+
 def bench_gpu_costs(args):
     """The GPU side of the cost model: images/s of PU scoring, a PU training step and the R50-FPN teacher's
     inference at the paper's sizes, in fp32 and AMP (fp16 autocast, as detectron2's AMP trainer), at several
     batch sizes; the images are already on the GPU (decoding is the CPU rows of ``costs``)."""
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = True
-    pu_cfg = get_cfg()
-    pudet.add_pudet_config(pu_cfg)
-    pu_cfg.merge_from_file(os.path.join(REPO, "configs", "PU", "pu_R50_coco_imagenet.yaml"))
-    pu_cfg.merge_from_list(["MODEL.DEVICE", "cuda", "PU.INIT_FROM_DETECTOR", ""])
-    det_cfg = get_cfg()
-    pudet.add_pudet_config(det_cfg)
-    det_cfg.merge_from_file(os.path.join(REPO, "configs", "COCO", "faster_rcnn_R_50_FPN_1x_teacher.yaml"))
-    det_cfg.merge_from_list(["MODEL.DEVICE", "cuda", "MODEL.WEIGHTS", ""])
+    pu_cfg, det_cfg = _paper_cfgs("cuda")
     pu, det = build_model(pu_cfg), build_model(det_cfg).eval()
 
     def images(n, h, w):
@@ -467,14 +473,7 @@ def bench_costs(args):
         noisy = np.clip(base.astype(np.int16) + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8)
         path = os.path.join(tmp, "n0000000_0.JPEG")
         cv2.imwrite(path, noisy, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        pu_cfg = get_cfg()
-        pudet.add_pudet_config(pu_cfg)
-        pu_cfg.merge_from_file(os.path.join(REPO, "configs", "PU", "pu_R50_coco_imagenet.yaml"))
-        pu_cfg.merge_from_list(["MODEL.DEVICE", "cpu", "PU.INIT_FROM_DETECTOR", ""])
-        det_cfg = get_cfg()
-        pudet.add_pudet_config(det_cfg)
-        det_cfg.merge_from_file(os.path.join(REPO, "configs", "COCO", "faster_rcnn_R_50_FPN_1x_teacher.yaml"))
-        det_cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
+        pu_cfg, det_cfg = _paper_cfgs("cpu")
         pu_mapper, det_mapper = PUDatasetMapper(pu_cfg, False), InferenceMapper(det_cfg)
         d = {"file_name": path, "image_id": 0}
         rows.append(["decode + resize a 500x375 JPEG to 224x224 (select's mapper)",

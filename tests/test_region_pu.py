@@ -238,6 +238,8 @@ def test_train_select_and_rerun(tiny_benchmark, tiny_root, detector, tmp_path):
     assert scored["scores"].shape == (TINY.num_pool,)
     np.testing.assert_allclose(scored["scores"], scored["regions"].max(axis=1))
     assert prior["depends"]["features"] == "logprobs"
+    # the image head's record of what a prior depends on (datasets, held-out part, estimator, detector), and more
+    assert prior["depends"]["unlabeled"] == ["wild_digits_pool"] and prior["depends"]["detector"] == detector
     # a second training run reuses the estimated prior; another feature setting estimates it anew
     again = train_region_pu(cfg)
     assert again["prior"] == prior

@@ -57,7 +57,7 @@ def estimate_prior_from_splits(cfg, model, batch_size: int = 32) -> dict:
             "n_unlabeled": len(samples[1])}
 
 
-def _prior_job(cfg) -> dict:
+def prior_job(cfg) -> dict:
     """What an estimate of the prior depends on: the datasets, their held-out part, the estimator, how many
     images it samples and the detector whose backbone features it reads."""
     return {"labeled": list(cfg.PU.LABELED_DATASETS), "unlabeled": list(cfg.PU.UNLABELED_DATASETS),
@@ -69,13 +69,13 @@ def resolve_prior(cfg):
     """``cfg`` with ``PU.PRIOR`` resolved: as given when > 0; when -1, the estimate of
     :func:`estimate_prior_from_splits` on the PU classifier ``PUTrainer.build_model(cfg)`` builds, computed
     once on rank 0 and kept in ``OUTPUT_DIR/prior.json`` so that ``--resume`` and the other ranks use the same
-    value. The file records what the estimate depends on (:func:`_prior_job`): one of another job (other
+    value. The file records what the estimate depends on (:func:`prior_job`): one of another job (other
     datasets, estimator, samples or detector) is an error, never reused. Returns a frozen clone (``cfg`` itself
     is not changed)."""
     if cfg.PU.PRIOR > 0:
         return cfg
     path = os.path.join(cfg.OUTPUT_DIR, "prior.json")
-    job = _prior_job(cfg)
+    job = prior_job(cfg)
     if comm.is_main_process() and not os.path.isfile(path):
         save_results({**estimate_prior_from_splits(cfg, PUTrainer.build_model(cfg)), "job": job}, path)
     comm.synchronize()

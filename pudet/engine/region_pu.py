@@ -27,6 +27,7 @@ from ..modeling.self_distill import build_teacher
 from ..pu.prior import bbe_prior, elkan_noto_prior
 from ..pu.region import Bags, HeadSchedule, cross_fit_scores, score_bags, train_region_head
 from ..utils import atomic_write
+from .purification import prior_job
 
 __all__ = ["build_region_extractor", "extract_bags", "load_bags", "region_bags", "estimate_region_prior",
            "train_region_pu", "save_region_head", "load_region_head", "head_schedule", "positive_bags",
@@ -149,9 +150,9 @@ def estimate_region_prior(cfg, positive: Bags, unlabeled: Bags, num_classes: int
     "elkan-noto", "bbe_repeats", "n_labeled", "n_unlabeled"}``."""
     n_p, n_u = len(positive), len(unlabeled)
     name = cfg.PU.PRIOR_ESTIMATOR
-    if name not in ("bbe", "elkan-noto"):
-        raise ValueError(f"PU.PRIOR_ESTIMATOR must be one of ['bbe', 'elkan-noto'], got '{name}'")
     runs = {"bbe": [], "elkan-noto": []}
+    if name not in runs:
+        raise ValueError(f"PU.PRIOR_ESTIMATOR must be one of {sorted(runs)}, got '{name}'")
     for seed in range(max(1, cfg.PU.REGION.PRIOR_REPEATS)):
         p_scores, u_scores = cross_fit_scores(positive, unlabeled, risk="pn", prior=n_p / (n_p + n_u),
                                               loss="logistic", schedule=head_schedule(cfg, num_classes, seed),
@@ -276,11 +277,11 @@ def train_region_pu(cfg) -> dict:
     prior = cfg.PU.PRIOR
     if prior == -1:
         path = os.path.join(cfg.OUTPUT_DIR, "prior.json")
-        # what the estimate depends on: another detector, setting or data in the same OUTPUT_DIR estimates anew
-        depends = {"detector_weights": os.path.abspath(cfg.PU.INIT_FROM_DETECTOR), "features": cfg.PU.REGION.FEATURES,
-                   "scales": list(extractor.scales), "topk": extractor.topk, "crop_views": cfg.PU.REGION.CROP_VIEWS,
-                   "estimator": cfg.PU.PRIOR_ESTIMATOR, "repeats": cfg.PU.REGION.PRIOR_REPEATS,
-                   "n_labeled": len(train_p), "n_unlabeled": len(train_u)}
+        # what the estimate depends on (the image head's record, plus the regions it reads): another detector,
+        # dataset, setting or sample in the same OUTPUT_DIR estimates anew
+        depends = {**prior_job(cfg), "features": cfg.PU.REGION.FEATURES, "scales": list(extractor.scales),
+                   "topk": extractor.topk, "crop_views": cfg.PU.REGION.CROP_VIEWS,
+                   "repeats": cfg.PU.REGION.PRIOR_REPEATS, "n_labeled": len(train_p), "n_unlabeled": len(train_u)}
         if os.path.isfile(path):
             with open(path) as f:
                 prior_info = json.load(f)

@@ -129,3 +129,21 @@ def test_outputs_written_atomically(tmp_path):
     sel.plot_score_histogram(str(tmp_path / "h.png"), scores, [False, True])
     assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(os.listdir(tmp_path)) == ["h.png", "scores.tsv", "sel.json"]  # no temporary left
+
+
+def test_mapper_input_of_input_size_equals_detectron2_resize(tmp_path):
+    """An image already of PU.INPUT_SIZE skips the resize: the tensor is detectron2's Resize output exactly."""
+    from detectron2.data import transforms as T
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    mapper = PUDatasetMapper(pu_cfg(), False)
+    for size in ((32, 32), (32, 48)):
+        rgb = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        path = str(tmp_path / f"{size[1]}.png")
+        Image.fromarray(rgb).save(path)
+        out = mapper({"file_name": path, "image_id": 1})["image"]
+        expected = T.Resize((32, 32)).get_transform(rgb).apply_image(np.ascontiguousarray(rgb[:, :, ::-1]))
+        assert out.shape == (3, 32, 32)
+        assert (out.numpy() == expected.transpose(2, 0, 1)).all()
+    assert (out.numpy() != rgb[:, :32, ::-1].transpose(2, 0, 1)).any()  # the 48-wide one was resized

@@ -148,6 +148,11 @@ def add_pudet_config(cfg):
     _C.MODEL.PUDET.KD_WEIGHT = 1.0
     # T: distillation temperature of L_kdc (Eqs. 12-13)
     _C.MODEL.PUDET.TEMPERATURE = 2.0
+    # beta of the smooth L1 that measures L_kdr's two distances (Eq. 15); 0 = the paper's L1. An L1's gradient
+    # keeps its full size however close the student is to the teacher, so a student that starts from the
+    # teacher's weights (where L_kdr is 0 up to rounding) is kicked off it at every step; beta > 0 makes the
+    # gradient vanish there (see README, self-distillation)
+    _C.MODEL.PUDET.KDR_BETA = 0.0
     # psi: the imitation mask keeps anchors with IoU > psi * (the box's max IoU on that level)
     _C.MODEL.PUDET.IMITATION_PSI = 0.5
     # deprecated: DATASETS.PSEUDO_SCORE_THRESH (still honoured where set, with a warning; None = not set)

@@ -122,6 +122,33 @@ def test_kd_reg_loss_by_hand():
     assert kd_reg_loss(student, teacher, gt, fg).item() == pytest.approx((1 + 0.5) / 2)
 
 
+def test_kd_reg_loss_smooth_l1_by_hand():
+    student = torch.tensor([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    teacher = torch.tensor([[0.5, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    gt = torch.tensor([[0.0, 2.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    fg = torch.tensor([True, True])
+    # beta 1: row 0: to teacher 0.5 * 0.5^2 = 0.125, to gt 2 - 0.5 = 1.5 -> 0.125; row 1: to gt 0 -> 0
+    assert kd_reg_loss(student, teacher, gt, fg, beta=1.0).item() == pytest.approx(0.125 / 2)
+    # beta 0 is the paper's L1: 0.5 and 0
+    assert kd_reg_loss(student, teacher, gt, fg, beta=0.0).item() == pytest.approx(0.5 / 2)
+
+
+def test_kd_reg_loss_gradient_where_student_agrees_with_teacher():
+    """A student that agrees with the teacher up to rounding (1e-6): the L1's gradient is still 1 per coordinate
+    and proposal (over the foreground count), which kicks the student off the teacher at every step; the smooth
+    L1's is 1e-6 / beta of that."""
+    teacher = torch.randn(6, 4)
+    gt = teacher + 3.0
+    fg = torch.ones(6, dtype=torch.bool)
+    grads = {}
+    for beta in (0.0, 1.0):
+        s = (teacher + 1e-6).requires_grad_()
+        kd_reg_loss(s, teacher, gt, fg, beta=beta).backward()
+        grads[beta] = s.grad
+    assert torch.allclose(grads[0.0], torch.full((6, 4), 1 / 6))
+    assert grads[1.0].abs().max().item() < 1e-6
+
+
 def test_kd_reg_loss_zero_when_student_equals_teacher_or_no_foreground():
     s = torch.randn(5, 4, requires_grad=True)
     assert kd_reg_loss(s, s.detach().clone(), torch.randn(5, 4), torch.ones(5, dtype=torch.bool)).item() == 0.0

@@ -19,11 +19,13 @@ finished step is skipped, an interrupted training resumes from its last checkpoi
              above 0.5 on the pool's negative scenes, and writes the oracle's pseudo-labels: K truly positive
              pool scenes drawn with the seed, with their TRUE boxes (what a perfect purifier selecting K images
              and a perfect teacher would give)
-  students   the rows: labeled only (the teacher trained on as long again, plain detectron2), also with the
-             training SEED + 1 and + 2 on the same data (the noise: the spread of the three); + self-
-             distillation on L; + U^R, U^P at tau 0.5 and 0.9; + U^C at 0.5; + the oracle's true pool boxes
-             (self-distillation on L + U^x); students start from the teacher's weights. Also the teacher
-             trained twice as long on L (the same schedule rule): is the baseline fair?
+  students   the rows: labeled only (the teacher trained on for --student-iters more iterations, plain
+             detectron2), also with the training SEED + 1 and + 2 on the same data (the noise: the spread of the
+             three); + self-distillation on L; + U^R, U^P at tau 0.5 and 0.9; + U^C at 0.5; + the oracle's true
+             pool boxes (self-distillation on L + U^x). Every student starts from the teacher's weights and
+             trains 200 iterations at lr 0.02 (half the teacher's peak: at a tenth, 40 iterations, no row moved
+             beyond the noise), with L_kdr's smooth L1 (MODEL.PUDET.KDR_BETA 1, see the student's config). Also
+             the teacher trained twice as long on L (the same schedule rule): is the baseline fair?
   report     results.json, results.md, gallery.png (random vs PU-selected, Figure 3), the tables; it reads
              only what the stages wrote (eval_results.json, metrics.json, the selections' summaries,
              prior.json, diagnostics.json, negative_scenes.json, each step's logs/<step>.time.json)
@@ -84,15 +86,15 @@ ROW_KEYS = [r[0] for r in ROWS] + [TEACHER_2X]
 # lr 0.04 a teacher needs the 100-iteration warmup that only 500+ iterations give it, so the toy teacher
 # trains at a lower lr)
 DEFAULTS = {"num_labeled": 200, "num_pool": 2000, "num_val": 300, "teacher_iters": 500, "teacher_lr": 0.04,
-            "pu_iters": 100, "student_iters": 40}
+            "pu_iters": 100, "student_iters": 200, "student_lr": 0.02}
 QUICK = {"num_labeled": 40, "num_pool": 160, "num_val": 20, "teacher_iters": 60, "teacher_lr": 0.01,
-         "pu_iters": 10, "student_iters": 10}
+         "pu_iters": 10, "student_iters": 10, "student_lr": 0.001}
 # --quick also trains each detector on batches of 2 images (as the tests' few-iteration trainings, at lr 0.01)
 QUICK_DETECTOR = ["SOLVER.IMS_PER_BATCH", "2"]
 # what determines a run's outputs: an output dir made with other values is refused (a rerun skips finished
 # steps, so it would mix two runs)
 SETTINGS = ("seed", "num_labeled", "num_pool", "num_val", "pos_fraction", "teacher_iters", "teacher_lr",
-            "pu_iters", "student_iters", "quick")
+            "pu_iters", "student_iters", "student_lr", "quick")
 TAUS = (0.5, 0.7, 0.9)  # the thresholds purify_net.py label reports by default
 
 
@@ -116,13 +118,14 @@ def parse_args(argv=None):
     sized("--num-val", int, "validation scenes")
     p.add_argument("--pos-fraction", type=float, default=0.25, help="positive fraction of U (default: %(default)s)")
     sized("--teacher-iters", int, "teacher iterations")
-    sized("--teacher-lr", float, "teacher lr; the students train at a tenth of it, the teacher's final lr")
+    sized("--teacher-lr", float, "teacher lr")
     sized("--pu-iters", int, "PU classifier iterations")
     p.add_argument("--rows", default=",".join(ROW_KEYS),
                    help="comma-separated rows the students stage trains, e.g. to train rows in parallel "
                         "processes on a GPU machine (default: all: %(default)s)")
     p.add_argument("--device", default="cpu", help="MODEL.DEVICE of every tool: cpu or cuda (default: %(default)s)")
     sized("--student-iters", int, "iterations of each student")
+    sized("--student-lr", float, "lr of each student (which starts from the teacher's weights)")
     args = p.parse_args(argv)
     for name, value in (QUICK if args.quick else DEFAULTS).items():
         if getattr(args, name) is None:
@@ -347,7 +350,7 @@ def stage_students(args, p):
                 extra += ["DATASETS.PSEUDO_KEEP_EMPTY", "True"]
         step(p, f"student_{key}", os.path.join(out, "eval_results.json"), "train_net.py",
              "--resume", "--config-file", STUDENT_YAML if distill else TEACHER_YAML,
-             *benchmark_opts(args, seed_offset), *schedule(args.student_iters, args.teacher_lr / 10),
+             *benchmark_opts(args, seed_offset), *schedule(args.student_iters, args.student_lr),
              *detector_opts(args),
              "MODEL.WEIGHTS", teacher, *extra, "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out)
     if TEACHER_2X in chosen:

@@ -8,6 +8,7 @@ from typing import List, Sequence
 import torch
 import torch.nn.functional as F
 from detectron2.structures import Boxes, pairwise_iou
+from fvcore.nn import smooth_l1_loss
 
 __all__ = ["hint_loss", "imitation_masks", "teacher_correct", "kd_cls_loss", "kd_reg_loss"]
 
@@ -125,16 +126,19 @@ def kd_cls_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, gt_c
 
 
 def kd_reg_loss(student_deltas: torch.Tensor, teacher_deltas: torch.Tensor, gt_deltas: torch.Tensor,
-                fg_mask: torch.Tensor) -> torch.Tensor:
+                fg_mask: torch.Tensor, beta: float = 0.0) -> torch.Tensor:
     """Ground-truth-bounded distillation of the box regression branch (Eq. 15).
 
-    ``L = 1 / sum_i q_i * sum_i q_i min(|t'_i - t^t_i|_1, |t'_i - t*_i|_1)``, q = foreground proposals.
+    ``L = 1 / sum_i q_i * sum_i q_i min(|t'_i - t^t_i|_1, |t'_i - t*_i|_1)``, q = foreground proposals; with
+    ``beta`` > 0 each distance is a smooth L1 (fvcore's, summed over the 4 coordinates) instead: quadratic within
+    ``beta`` of its target, so that its gradient vanishes where the student agrees with the teacher.
 
     Args:
         student_deltas: (R, 4) the student's deltas t' for each proposal's ground-truth class.
         teacher_deltas: (R, 4) the teacher's deltas t^t for the same class.
         gt_deltas: (R, 4) the ground-truth deltas t* of each proposal.
         fg_mask: (R,) bool, the foreground proposals.
+        beta: the smooth L1's beta (0: the paper's L1).
     Returns:
         scalar loss; zero, still connected to ``student_deltas``, without foreground proposals.
     """
@@ -142,7 +146,7 @@ def kd_reg_loss(student_deltas: torch.Tensor, teacher_deltas: torch.Tensor, gt_d
         raise ValueError("student, teacher and ground-truth deltas must be (R, 4) of one shape")
     if fg_mask.shape != student_deltas.shape[:1]:
         raise ValueError(f"fg_mask {tuple(fg_mask.shape)} does not match {student_deltas.shape[0]} proposals")
-    to_teacher = (student_deltas - teacher_deltas.detach()).abs().sum(dim=1)  # (R,)
-    to_gt = (student_deltas - gt_deltas).abs().sum(dim=1)  # (R,)
+    to_teacher = smooth_l1_loss(student_deltas, teacher_deltas.detach(), beta, reduction="none").sum(dim=1)  # (R,)
+    to_gt = smooth_l1_loss(student_deltas, gt_deltas, beta, reduction="none").sum(dim=1)  # (R,)
     q = fg_mask.to(student_deltas.dtype)
     return (q * torch.minimum(to_teacher, to_gt)).sum() / torch.clamp(q.sum(), min=1.0)

@@ -108,13 +108,14 @@ class SelfDistillRCNN(GeneralizedRCNN):
     @configurable
     def __init__(self, *, teacher: GeneralizedRCNN, hint_features: List[str], hint_weight: float,
                  kd_weight: float, temperature: float, imitation_psi: float, hint_on: bool, kdc_on: bool,
-                 kdr_on: bool, **kwargs):
+                 kdr_on: bool, kdr_beta: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self._teacher = (teacher,)  # a tuple: outside the module tree (state_dict, parameters, train())
         self.hint_features = list(hint_features)
         self.hint_weight = hint_weight
         self.kd_weight = kd_weight
         self.temperature = temperature
+        self.kdr_beta = kdr_beta
         self.imitation_psi = imitation_psi
         self.hint_on, self.kdc_on, self.kdr_on = hint_on, kdc_on, kdr_on
         self.adapters = None
@@ -150,6 +151,7 @@ class SelfDistillRCNN(GeneralizedRCNN):
             hint_on=p.HINT_ON,
             kdc_on=p.KDC_ON,
             kdr_on=p.KDR_ON,
+            kdr_beta=p.KDR_BETA,
         )
         return ret
 
@@ -297,7 +299,7 @@ class SelfDistillRCNN(GeneralizedRCNN):
         get_event_storage().put_scalar("distill/q_fraction", q.float().mean().item() if len(q) else 0.0)
         kdc = kd_cls_loss(s_logits, t_logits[used], gt_classes[used], self.temperature)
         kdr = kd_reg_loss(_class_deltas(s_deltas, classes), _class_deltas(t_deltas[used], classes), gt_deltas[used],
-                          fg[used])
+                          fg[used], beta=self.kdr_beta)
         return kdc, kdr
 
     def _one_box_head_pass(self) -> bool:

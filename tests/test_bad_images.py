@@ -92,3 +92,22 @@ def test_missing_file_is_unreadable(tmp_path):
     # a file deleted between listing and loading is skipped, not fatal
     with pytest.raises(UnreadableImage, match="file not found"):
         read_image_safely(str(tmp_path / "nope.jpg"))
+
+
+def test_exif_orientation_applied_and_plain_images_unchanged(tmp_path):
+    """A photo whose EXIF says "rotate 90 clockwise to view" (orientation 6) comes out upright; one without the
+    tag, or with orientation 1, comes out as stored."""
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[:, :10] = (255, 0, 0)  # stored: red on the left
+    for orientation in (None, 1, 6):
+        exif = Image.Exif()
+        if orientation is not None:
+            exif[0x0112] = orientation
+        path = str(tmp_path / f"o{orientation}.png")
+        Image.fromarray(rgb).save(path, exif=exif)
+        out = read_image_safely(path, "RGB")
+        if orientation == 6:
+            assert out.shape == (30, 20, 3)
+            assert (out[:10, :, 0] == 255).all() and (out[10:, :, 0] == 0).all()  # turned: red on top
+        else:
+            assert (out == rgb).all()

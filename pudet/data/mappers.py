@@ -20,6 +20,9 @@ __all__ = ["UnreadableImage", "read_image_safely", "PUDatasetMapper", "Inference
 logger = logging.getLogger(__name__)
 
 
+_EXIF_ORIENTATION = 0x0112
+
+
 class UnreadableImage(Exception):
     """An image that cannot be decoded correctly; ``str(e)`` is the reason."""
 
@@ -58,7 +61,8 @@ def read_image_safely(path: str, image_format: str = "BGR", max_pixels: int = 64
         raise UnreadableImage("not an image (unidentified format)")
     except (OSError, SyntaxError, ValueError) as e:
         raise UnreadableImage(f"cannot decode: {e}")
-    img = ImageOps.exif_transpose(img)
+    if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:  # (exif_transpose copies an image it does not turn)
+        img = ImageOps.exif_transpose(img)
     img = _to_rgb(img)
     array = np.asarray(img, dtype=np.uint8)
     if array.ndim != 3 or array.shape[2] != 3 or array.size == 0:
@@ -120,19 +124,22 @@ class PUDatasetMapper:
     def __call__(self, dataset_dict):
         dataset_dict = copy.deepcopy(dataset_dict)
         try:
-            image = read_image_safely(dataset_dict["file_name"], self.image_format)
+            rgb = read_image_safely(dataset_dict["file_name"], "RGB")
         except UnreadableImage as e:
             if self.is_train:
                 logger.warning(f"Skipping unreadable image {dataset_dict['file_name']}: {e}")
                 return None
             return {"image_id": dataset_dict["image_id"], "file_name": dataset_dict["file_name"], "unreadable": str(e)}
-        utils.check_image_size(dataset_dict, image)
-        if self.is_train or image.shape[:2] != (self.input_size, self.input_size):
-            # (an image of the input size as such: Pillow's resize to its own size is a copy)
-            aug_input = T.AugInput(image)
+        utils.check_image_size(dataset_dict, rgb)
+        if self.is_train or rgb.shape[:2] != (self.input_size, self.input_size):
+            aug_input = T.AugInput(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if self.image_format == "BGR" else rgb)
             self.augmentations(aug_input)
-            image = aug_input.image
-        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+            chw = aug_input.image.transpose(2, 0, 1)
+        else:
+            # an image of the input size as such (Pillow's resize to its own size is a copy), its channels put in
+            # the model's order in the same copy that makes it (C, H, W)
+            chw = rgb.transpose(2, 0, 1)[::-1] if self.image_format == "BGR" else rgb.transpose(2, 0, 1)
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(chw))
         dataset_dict.pop("annotations", None)
         return dataset_dict
 

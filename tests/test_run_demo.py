@@ -123,8 +123,12 @@ def test_options(demo, capsys, tmp_path):
         "output/demo", 200, 2000, 500, 0.04)
     assert (quick.output_dir, quick.num_labeled, quick.num_pool, quick.teacher_lr) == (
         "output/demo_quick", demo.QUICK["num_labeled"], 100, demo.QUICK["teacher_lr"])
-    # the students train at the teacher's final lr, a tenth of its lr
-    assert demo.schedule(40, 0.04 / 10)[:4] == ["SOLVER.MAX_ITER", "40", "SOLVER.BASE_LR", "0.004"]
+    assert (full.student_iters, full.student_lr, quick.student_lr) == (200, 0.02, demo.QUICK["student_lr"])
+    assert demo.schedule(200, 0.02)[:4] == ["SOLVER.MAX_ITER", "200", "SOLVER.BASE_LR", "0.02"]
+    # the class split reaches every tool: the benchmark's known digits and the detector's number of classes
+    opts = demo.benchmark_opts(demo.parse_args(["--known-classes", "5,6,7"]))
+    assert opts[opts.index("WILD_DIGITS.KNOWN_CLASSES") + 1] == "[5,6,7]"
+    assert opts[opts.index("MODEL.ROI_HEADS.NUM_CLASSES") + 1] == "3"
     # an output dir keeps its settings: a rerun with others would reuse steps of another run
     out = str(tmp_path / "demo")
     demo.check_settings(demo.parse_args(["--output-dir", out]))
@@ -261,3 +265,27 @@ def test_report_reads_the_stages_summaries(demo, tiny_benchmark, tmp_path, capsy
     assert "reaches val AP 40.6 against 40.0 (+0.6)" in out
     assert "seconds per iteration (median of its metrics.json; the machine's yardstick): 0.300" in out
     assert "| PU-selected at tau 0.5 beats the baseline | AP 42.5 vs 41.0: margin +1.5, noise spread 0.7 | holds" in out
+
+
+def test_report_of_a_run_without_the_pool_stages(demo, tmp_path):
+    """A run of the teacher and some rows only (e.g. a class-split check of self-distillation): the report
+    tabulates them, judges the claims it can, and says what was not measured instead of failing."""
+    args = demo.parse_args(["--output-dir", str(tmp_path), "--rows", "baseline,sd"])
+    p = demo.paths(args)
+    bbox = {"AP": 40.0, "AP50": 60.0, "AP75": 42.0, "APs": 41.0, "APm": 30.0}
+    write(os.path.join(p["teacher"], "eval_results.json"), {"bbox": bbox})
+    for row, ap in (("baseline", 41.0), ("baseline_seed+1", 41.2), ("baseline_seed+2", 40.9), ("sd", 42.5)):
+        write(os.path.join(p["students"], row, "eval_results.json"), {"bbox": {**bbox, "AP": ap}})
+    os.makedirs(p["logs"], exist_ok=True)
+
+    demo.stage_report(args, {**p, "stage": "report"})
+    with open(os.path.join(str(tmp_path), "results.json")) as f:
+        results = json.load(f)
+    assert [r[-5] for r in results["rows"]] == [40.0, 41.0, 41.2, 40.9, 42.5]
+    assert [(c["claim"], c["verdict"], c["margin"]) for c in results["claims"]] == [
+        ("self-distillation beats the baseline", "holds", 1.5)]
+    assert results["pu_selection"] is None and results["negative_scenes"] is None
+    with open(os.path.join(str(tmp_path), "results.md")) as f:
+        text = f.read()
+    assert "against the pool's truth: not measured" in text and "pu/select/selected.json is missing" in text
+    assert not os.path.exists(os.path.join(str(tmp_path), "gallery.png"))

@@ -94,7 +94,7 @@ QUICK_DETECTOR = ["SOLVER.IMS_PER_BATCH", "2"]
 # what determines a run's outputs: an output dir made with other values is refused (a rerun skips finished
 # steps, so it would mix two runs)
 SETTINGS = ("seed", "num_labeled", "num_pool", "num_val", "pos_fraction", "teacher_iters", "teacher_lr",
-            "pu_iters", "student_iters", "student_lr", "quick")
+            "pu_iters", "student_iters", "student_lr", "known_classes", "quick")
 TAUS = (0.5, 0.7, 0.9)  # the thresholds purify_net.py label reports by default
 
 
@@ -117,6 +117,9 @@ def parse_args(argv=None):
     sized("--num-pool", int, "scenes in the pool U")
     sized("--num-val", int, "validation scenes")
     p.add_argument("--pos-fraction", type=float, default=0.25, help="positive fraction of U (default: %(default)s)")
+    p.add_argument("--known-classes", default="0,1,2,3,4",
+                   help="the class split: the digits L labels, comma-separated; the others are unknown things "
+                        "(default: %(default)s)")
     sized("--teacher-iters", int, "teacher iterations")
     sized("--teacher-lr", float, "teacher lr")
     sized("--pu-iters", int, "PU classifier iterations")
@@ -160,6 +163,8 @@ def benchmark_opts(args, seed_offset=0):
         "WILD_DIGITS.SEED", str(args.seed), "WILD_DIGITS.NUM_LABELED", str(args.num_labeled),
         "WILD_DIGITS.NUM_POOL", str(args.num_pool), "WILD_DIGITS.NUM_VAL", str(args.num_val),
         "WILD_DIGITS.POS_FRACTION", str(args.pos_fraction), "SEED", str(args.seed + seed_offset),
+        "WILD_DIGITS.KNOWN_CLASSES", f"[{args.known_classes}]",
+        "MODEL.ROI_HEADS.NUM_CLASSES", str(len(args.known_classes.split(","))),
         "MODEL.DEVICE", args.device,
     ]
 
@@ -511,7 +516,15 @@ def _against_truth(p):
     """What the stages measured against the pool's hidden truth: the selections (the paper's image head, the
     region head beside what its features allow: uPU, naive PN, the teacher's confidence, a true-label oracle;
     U^C), the priors, U^P's pseudo-boxes with and without box-level purification, the teacher's boxes on the
-    negative scenes."""
+    negative scenes. A run without the pu, select or label stage (e.g. only the teacher and some student rows)
+    gets a line saying so instead."""
+    needed = [os.path.join(p[k], "selected.json") for k in ("select", "select_region", "select_confidence")]
+    missing = [path for path in needed + [os.path.join(p["labels"], "pu", "diagnostics.json")]
+               if not os.path.isfile(path)]
+    if missing:
+        return {"pu_selection": None, "negative_scenes": None,
+                "text": [f"selections, priors and pseudo-boxes against the pool's truth: not measured ({missing[0]} "
+                         "is missing: run the pu, select and label stages)"]}
     image = read_json(os.path.join(p["select"], "selected.json"))["summary"]
     summary = read_json(os.path.join(p["select_region"], "selected.json"))["summary"]
     confidence = read_json(os.path.join(p["select_confidence"], "selected.json"))["summary"]
@@ -567,16 +580,20 @@ def stage_report(args, p):
     table, teacher, teacher_2x, student_ap = _ap_table(args, p)
     claims = _claims(args, student_ap)
     truth = _against_truth(p)
-    record_time(p, "gallery", run([sys.executable, os.path.join(TOOLS, "purify_net.py"), "gallery",
-                                   os.path.join(p["labels"], "random", "pseudo_labels.json"),
-                                   os.path.join(p["labels"], "pu", "pseudo_labels.json"),
-                                   "--titles", "random (U^R)", "PU-selected (U^P)",
-                                   "--output", os.path.join(args.output_dir, "gallery.png"),
-                                   "--seed", str(args.seed)], os.path.join(p["logs"], "gallery.log")))
-    shutil.copyfile(os.path.join(p["select_region"], "score_histogram.png"),
-                    os.path.join(args.output_dir, "score_histogram.png"))
+    galleries = [os.path.join(p["labels"], name, "pseudo_labels.json") for name in ("random", "pu")]
+    if all(map(os.path.isfile, galleries)):
+        record_time(p, "gallery", run([sys.executable, os.path.join(TOOLS, "purify_net.py"), "gallery", *galleries,
+                                       "--titles", "random (U^R)", "PU-selected (U^P)",
+                                       "--output", os.path.join(args.output_dir, "gallery.png"),
+                                       "--seed", str(args.seed)], os.path.join(p["logs"], "gallery.log")))
+    histogram = os.path.join(p["select_region"], "score_histogram.png")
+    if os.path.isfile(histogram):
+        shutil.copyfile(histogram, os.path.join(args.output_dir, "score_histogram.png"))
     timing = _time(p)
-    oracle = next((r["AUC"] for r in truth["pu_selection"]["comparison"] if r["selection"].startswith("oracle")), None)
+    oracle = None
+    if truth["pu_selection"] is not None:
+        oracle = next((r["AUC"] for r in truth["pu_selection"]["comparison"] if r["selection"].startswith("oracle")),
+                      None)
     targets = check_targets(region_oracle_auc=oracle, negative=truth["negative_scenes"], teacher_ap=teacher["AP"],
                             teacher_2x_ap=None if teacher_2x is None else teacher_2x["AP"], ap=student_ap,
                             claims=claims["claims"], spread=claims["noise"]["spread"])

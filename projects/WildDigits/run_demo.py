@@ -518,23 +518,21 @@ def _against_truth(p):
     U^C), the priors, U^P's pseudo-boxes with and without box-level purification, the teacher's boxes on the
     negative scenes. A run without the pu, select or label stage (e.g. only the teacher and some student rows)
     gets a line saying so instead."""
-    needed = [os.path.join(p[k], "selected.json") for k in ("select", "select_region", "select_confidence")]
-    missing = [path for path in needed + [os.path.join(p["labels"], "pu", "diagnostics.json")]
-               if not os.path.isfile(path)]
+    selections = [os.path.join(p[k], "selected.json") for k in ("select", "select_region", "select_confidence")]
+    labels = os.path.join(p["labels"], "pu", "diagnostics.json")
+    missing = [path for path in selections + [labels] if not os.path.isfile(path)]
     if missing:
         return {"pu_selection": None, "negative_scenes": None,
                 "text": [f"selections, priors and pseudo-boxes against the pool's truth: not measured ({missing[0]} "
                          "is missing: run the pu, select and label stages)"]}
-    image = read_json(os.path.join(p["select"], "selected.json"))["summary"]
-    summary = read_json(os.path.join(p["select_region"], "selected.json"))["summary"]
-    confidence = read_json(os.path.join(p["select_confidence"], "selected.json"))["summary"]
+    image, summary, confidence = (read_json(path)["summary"] for path in selections)
     sel_headers = ["selection of K = n_l pool images", "AUC", "precision@K", "recall@K"]
     sel_rows = [_selection_row("image head N_pu, nnPU (the paper's)", image)]
     sel_rows += [[r["selection"], r["AUC"], r["precision@K"], r["recall@K"]] for r in summary["comparison"][:-1]]
     sel_rows += [_selection_row("teacher's best box score (U^C)", confidence), list(summary["comparison"][-1].values())]
     prior = read_json(os.path.join(p["pu_region"], "prior.json"))
     image_prior = read_json(os.path.join(p["pu"], "prior.json"))
-    purified = read_json(os.path.join(p["labels"], "pu", "diagnostics.json"))
+    purified = read_json(labels)
     box_headers = ["pseudo-boxes of U^P", "tau", "boxes", "precision", "recall"]
     box_purified = f"box-purified (region PU score >= {purified['box purified']['pu_score_thresh']:g})"
     box_rows = [[name, r["tau"], r["boxes"], r["precision"], r["recall"]]

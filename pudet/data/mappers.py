@@ -67,7 +67,12 @@ def read_image_safely(path: str, image_format: str = "BGR", max_pixels: int = 64
     array = np.asarray(img, dtype=np.uint8)
     if array.ndim != 3 or array.shape[2] != 3 or array.size == 0:
         raise UnreadableImage(f"unexpected decoded shape {array.shape}")
-    # (OpenCV's channel swap: the same array as array[:, :, ::-1].copy(), four times faster)
+    return _from_rgb(array, image_format)
+
+
+def _from_rgb(array: np.ndarray, image_format: str) -> np.ndarray:
+    """An (H, W, 3) RGB array in ``image_format`` ("BGR": OpenCV's channel swap, the same array as
+    ``array[:, :, ::-1].copy()``, four times faster)."""
     return cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if image_format == "BGR" else array
 
 
@@ -132,7 +137,7 @@ class PUDatasetMapper:
             return {"image_id": dataset_dict["image_id"], "file_name": dataset_dict["file_name"], "unreadable": str(e)}
         utils.check_image_size(dataset_dict, rgb)
         if self.is_train or rgb.shape[:2] != (self.input_size, self.input_size):
-            aug_input = T.AugInput(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if self.image_format == "BGR" else rgb)
+            aug_input = T.AugInput(_from_rgb(rgb, self.image_format))
             self.augmentations(aug_input)
             chw = aug_input.image.transpose(2, 0, 1)
         else:

@@ -26,8 +26,9 @@ FEW_ITERATIONS = [
 
 
 def tiny_opts(tiny_root):
-    """Config overrides that make a tool use the session's tiny benchmark (built under ``tiny_root``)."""
-    return ["WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.SEED", str(TINY.seed),
+    """Config overrides that make a tool use the session's tiny benchmark (built under ``tiny_root``), its
+    detectors from scratch (tests/test_pretrain.py tests the glyph-pretrained start)."""
+    return ["WILD_DIGITS.ROOT", tiny_root, "WILD_DIGITS.PRETRAIN.ENABLED", "False", "WILD_DIGITS.SEED", str(TINY.seed),
             "WILD_DIGITS.NUM_LABELED", str(TINY.num_labeled), "WILD_DIGITS.NUM_POOL", str(TINY.num_pool),
             "WILD_DIGITS.NUM_VAL", str(TINY.num_val), "WILD_DIGITS.POS_FRACTION", str(TINY.pos_fraction)]
 

@@ -1,5 +1,7 @@
 import json
 import os
+import threading
+import time
 
 import pytest
 
@@ -90,14 +92,65 @@ def test_seconds_per_iteration_and_stage_times(demo, tmp_path):
     assert demo.seconds_per_iteration(str(tmp_path / "none.json")) is None
     logs = str(tmp_path / "logs")
     os.makedirs(logs)
-    for stage, log, seconds in (("students", "student_sd", 50.0), ("teacher", "teacher", 120.0),
-                                ("students", "student_baseline", 30.0), ("label", "label_pool", 20.0)):
-        demo.record_time({"logs": logs, "stage": stage}, log, seconds)
-    assert demo.stage_times(logs) == {"teacher": 120.0, "label": 20.0, "students": 80.0}
+    # steps side by side count once: students 1000-1050 and 1030-1060, then 1100-1130 alone = 60 + 30 s
+    for stage, log, start, end in (("students", "student_sd", 1000.0, 1050.0), ("teacher", "teacher", 0.0, 120.0),
+                                   ("students", "student_baseline", 1030.0, 1060.0),
+                                   ("label", "label_pool", 500.0, 520.0),
+                                   ("students", "student_oracle", 1100.0, 1130.0)):
+        demo.record_time({"logs": logs, "stage": stage}, log, start, end)
+    assert demo.stage_times(logs) == {"teacher": 120.0, "label": 20.0, "students": 90.0}
     assert list(demo.stage_times(logs)) == ["teacher", "label", "students"]  # in run order
+    with open(os.path.join(logs, "pu.time.json"), "w") as f:  # kept by an older run: seconds only
+        json.dump({"stage": "pu", "seconds": 40.0}, f)
+    assert demo.stage_times(logs)["pu"] == 40.0
+    os.remove(os.path.join(logs, "pu.time.json"))
     for log in ("teacher", "student_sd", "pu"):
         (tmp_path / "logs" / f"{log}.log").write_text("")
     assert demo.untimed_steps(logs) == ["pu"]  # a step with a log and no time: finished by an older run
+
+
+def test_independent_steps_run_side_by_side_with_a_share_of_the_threads(demo, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    seen, lock, both = [], threading.Lock(), threading.Barrier(2, timeout=10)
+
+    def call(name):
+        def fn(q):
+            with lock:
+                seen.append((name, q.get("threads")))
+            both.wait()  # returns only when the two calls run at the same time
+        return fn
+
+    demo.in_parallel(demo.parse_args(["--jobs", "2"]), {"stage": "students"}, call("a"), call("b"))
+    assert sorted(seen) == [("a", 2), ("b", 2)]
+
+    gate = threading.Barrier(2, timeout=10)
+
+    def fails(q):
+        gate.wait()
+        raise SystemExit("failed (1): see row.log")
+
+    def running(q):
+        gate.wait()
+        time.sleep(0.2)
+        seen.append("done")
+
+    seen.clear()
+    with pytest.raises(SystemExit, match="row.log"):  # the call running beside the failure still finishes
+        demo.in_parallel(demo.parse_args(["--jobs", "2"]), {}, fails, running)
+    assert seen == ["done"]
+    def fails_at_once(q):
+        raise SystemExit("failed (1): see row.log")
+
+    started = []  # a failure drops the calls not yet started
+    with pytest.raises(SystemExit, match="row.log"):
+        demo.in_parallel(demo.parse_args(["--jobs", "1"]), {}, fails_at_once, lambda q: started.append("late"))
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--jobs", "0"])
+    assert started == []
+    order = []
+    demo.in_parallel(demo.parse_args(["--jobs", "1"]), {}, lambda q: order.append(("x", q.get("threads"))),
+                     lambda q: order.append(("y", q.get("threads"))))
+    assert order == [("x", None), ("y", None)]  # one after another, torch's own threads
 
 
 def test_finished_training_keeps_only_its_final_checkpoint(demo, tmp_path):
@@ -135,6 +188,17 @@ def test_options(demo, capsys, tmp_path):
     demo.check_settings(demo.parse_args(["--output-dir", out, "--stage", "report"]))
     with pytest.raises(SystemExit, match="num_labeled 200 there, 40 now"):
         demo.check_settings(demo.parse_args(["--output-dir", out, "--quick"]))
+    # the teachers start from the glyph pretraining, or from scratch with --pretrain-iters 0
+    assert demo.pretrain_opts(full) == ["WILD_DIGITS.PRETRAIN.ENABLED", "True", "WILD_DIGITS.PRETRAIN.ITERS", "2400"]
+    assert demo.pretrain_opts(demo.parse_args(["--pretrain-iters", "0"])) == ["WILD_DIGITS.PRETRAIN.ENABLED", "False"]
+    # a run made before --pretrain-iters existed had scratch teachers: reusing it for pretrained ones is refused
+    old = tmp_path / "old"
+    old.mkdir()
+    settings = {k: getattr(full, k) for k in demo.SETTINGS if k != "pretrain_iters"}
+    (old / "settings.json").write_text(json.dumps(settings))
+    with pytest.raises(SystemExit, match="pretrain_iters 0 there, 2400 now"):
+        demo.check_settings(demo.parse_args(["--output-dir", str(old)]))
+    demo.check_settings(demo.parse_args(["--output-dir", str(old), "--pretrain-iters", "0"]))
 
 
 def test_oracle_pseudo_labels_are_the_pools_true_positives(tiny_root, tiny_benchmark, tmp_path):
@@ -224,8 +288,9 @@ def test_report_reads_the_stages_summaries(demo, tiny_benchmark, tmp_path, capsy
     with open(os.path.join(p["select_region"], "score_histogram.png"), "wb") as f:
         f.write(b"png")
     os.makedirs(p["logs"], exist_ok=True)
-    for stage, log, seconds in (("teacher", "teacher", 120.0), ("pu", "pu", 60.0), ("label", "label_pool", 20.0)):
-        demo.record_time({**p, "stage": stage}, log, seconds)
+    for stage, log, start, end in (("teacher", "teacher", 0.0, 120.0), ("pu", "pu", 200.0, 260.0),
+                                   ("label", "label_pool", 300.0, 320.0)):
+        demo.record_time({**p, "stage": stage}, log, start, end)
 
     demo.stage_report(args, {**p, "stage": "report"})
     with open(os.path.join(str(tmp_path), "results.json")) as f:

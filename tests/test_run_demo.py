@@ -153,6 +153,15 @@ def test_independent_steps_run_side_by_side_with_a_share_of_the_threads(demo, mo
     assert order == [("x", None), ("y", None)]  # one after another, torch's own threads
 
 
+def test_the_last_line_names_only_what_the_run_made(demo, tmp_path):
+    args = demo.parse_args(["--output-dir", str(tmp_path)])
+    line = demo.done_line(args, ["teacher"], 90.0)
+    assert line.startswith("Done in 1.5 min: stage teacher;") and "results.md" not in line
+    (tmp_path / "gallery.png").write_bytes(b"png")
+    line = demo.done_line(args, list(demo.STAGES), 600.0)
+    assert "results.md and results.json; gallery.png beside them" in line and "score_histogram" not in line
+
+
 def test_finished_training_keeps_only_its_final_checkpoint(demo, tmp_path):
     out = tmp_path / "teacher"
     out.mkdir()

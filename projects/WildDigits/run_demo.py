@@ -693,9 +693,18 @@ def main(argv=None):
     for name in stages:
         print(f"== stage {name}", flush=True)
         STAGES[name](args, {**p, "stage": name})
-    print(f"Done in {(time.time() - start) / 60:.1f} min. Results: {os.path.join(args.output_dir, 'results.md')} "
-          f"and results.json; gallery.png and score_histogram.png beside them; every stage's output and log under "
-          f"{args.output_dir}")
+    print(done_line(args, stages, time.time() - start))
+
+
+def done_line(args, stages, seconds):
+    """The last line: what this run made and where (a run of some stages has no report yet)."""
+    o = args.output_dir
+    if "report" not in stages:
+        return (f"Done in {seconds / 60:.1f} min: stage {', '.join(stages)}; its outputs and logs are under {o} "
+                f"(the report: --stage report)")
+    made = [name for name in ("gallery.png", "score_histogram.png") if os.path.isfile(os.path.join(o, name))]
+    return (f"Done in {seconds / 60:.1f} min. Results: {os.path.join(o, 'results.md')} and results.json"
+            + (f"; {' and '.join(made)} beside them" if made else "") + f"; every stage's output and log under {o}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ DDP's gradient reduction), and ``model.train()`` does not reach it, so it stays 
 have ``requires_grad=False`` and it runs under ``no_grad``. Device moves (``model.to``) do reach it.
 """
 import logging
-from typing import Dict, List
+from typing import Dict, List, NamedTuple
 
 import torch
 from detectron2.config import configurable, get_cfg
@@ -38,6 +38,14 @@ __all__ = ["SelfDistillRCNN", "build_teacher", "load_teacher_weights", "student_
 logger = logging.getLogger(__name__)
 
 ADAPTER_PREFIX = "adapters."
+
+
+class _TeacherTargets(NamedTuple):
+    """What one training step's box distillation knows of each of the teacher's sampled proposals, (R,) each."""
+
+    gt_classes: torch.Tensor  # its ground-truth class, K = background
+    fg: torch.Tensor  # bool: in the foreground (a known class)
+    q: torch.Tensor  # bool: q_i of Eq. 13, the teacher's argmax class is gt_classes
 
 
 def load_teacher_weights(teacher: nn.Module, path: str) -> None:
@@ -190,7 +198,8 @@ class SelfDistillRCNN(GeneralizedRCNN):
             losses["loss_hint"] = self.hint_weight * self._hint_loss(features, t_features, gt_instances)
         if box_distillation:
             t_sampled, t_predictions = self._teacher_boxes(t_images, t_features, gt_instances)
-            used = self._used_teacher_proposals(t_sampled, t_predictions[0])
+            targets = self._teacher_targets(t_sampled, t_predictions[0])
+            used = self._used_teacher_proposals(targets)
             t_boxes = [p.proposal_boxes[u] for p, u in zip(t_sampled, used.split([len(p) for p in t_sampled]))]
             if one_pass:
                 own, s_predictions = self._student_box_predictions(features, [[p.proposal_boxes for p in sampled],
@@ -198,7 +207,7 @@ class SelfDistillRCNN(GeneralizedRCNN):
                 detector_losses = self._detector_losses(features, sampled, own)
             else:
                 (s_predictions,) = self._student_box_predictions(features, [t_boxes])
-            kdc, kdr = self._box_distillation(s_predictions, t_sampled, t_predictions, used)
+            kdc, kdr = self._box_distillation(s_predictions, t_sampled, t_predictions, targets, used)
             if self.kdc_on:
                 losses["loss_kdc"] = self.kd_weight * kdc
             if self.kdr_on:
@@ -246,15 +255,20 @@ class SelfDistillRCNN(GeneralizedRCNN):
                 [t_features[f] for f in t_heads.box_in_features], [p.proposal_boxes for p in sampled])))
         return sampled, predictions
 
-    def _used_teacher_proposals(self, t_sampled, t_logits) -> torch.Tensor:
+    def _teacher_targets(self, t_sampled, t_logits) -> _TeacherTargets:
+        """The ground-truth class, foreground mask and q_i of the teacher's sampled proposals (``Instances``
+        per image), given the teacher's (R, K+1) logits on them."""
+        gt_classes = cat([p.gt_classes for p in t_sampled])  # (R,), K = background
+        fg = (gt_classes >= 0) & (gt_classes < self.roi_heads.num_classes)
+        return _TeacherTargets(gt_classes, fg, teacher_correct(t_logits, gt_classes))
+
+    def _used_teacher_proposals(self, targets: _TeacherTargets) -> torch.Tensor:
         """(R,) bool: the teacher proposals that enter a loss, those with q_i = 1 (L_kdc) or in the foreground
         (L_kdr). The student's box head runs on those alone, which changes no loss (each proposal's box
         features are its own; not so with a batch norm in the box head, which then sees them all)."""
-        gt_classes = cat([p.gt_classes for p in t_sampled])  # (R,), K = background
+        q, fg = targets.q, targets.fg
         if self._box_head_mixes_proposals():
-            return torch.ones_like(gt_classes, dtype=torch.bool)
-        q = teacher_correct(t_logits, gt_classes)
-        fg = (gt_classes >= 0) & (gt_classes < self.roi_heads.num_classes)
+            return torch.ones_like(q)
         return (q if self.kdc_on else torch.zeros_like(q)) | (fg if self.kdr_on else torch.zeros_like(fg))
 
     def _student_box_predictions(self, features, box_sets):
@@ -281,14 +295,12 @@ class SelfDistillRCNN(GeneralizedRCNN):
         losses.update(heads._forward_keypoint(features, sampled))
         return losses
 
-    def _box_distillation(self, s_predictions, t_sampled, t_predictions, used):
+    def _box_distillation(self, s_predictions, t_sampled, t_predictions, targets: _TeacherTargets, used):
         """(L_kdc, L_kdr) (Eqs. 12-15) on the ``used`` ones of the teacher's sampled proposals, from the
         student's box predictions on those and the teacher's on all of them."""
         (s_logits, s_deltas), (t_logits, t_deltas) = s_predictions, t_predictions
-        gt_classes = cat([p.gt_classes for p in t_sampled])  # (R,), K = background
+        gt_classes, fg, q = targets
         num_classes = self.roi_heads.num_classes
-        fg = (gt_classes >= 0) & (gt_classes < num_classes)
-        q = teacher_correct(t_logits, gt_classes)  # (R,)
         transform = self.roi_heads.box_predictor.box2box_transform
         gt_deltas = cat([
             transform.get_deltas(p.proposal_boxes.tensor, p.gt_boxes.tensor) if p.has("gt_boxes")

@@ -87,7 +87,7 @@ def test_summary_of_three_seeds(summ):
     assert targets == {
         TARGET_1: ("met in 3 of 3 runs", "met"),
         TARGET_2: ("met in 2 of 3 runs", "not met"),  # met on 2 of 3 seeds is not met
-        "5. the paper's claims hold beyond the noise": ("0 of 2 claims hold on every run; 1 of 3 runs has all 2",
+        "5. the paper's claims hold beyond the noise": ("0 of 2 claims hold on every run; all 2 hold on 1 of 3 runs",
                                                         "not met"),
     }
     assert [t["minutes"] for t in s["time"]] == [10.0, 12.0, 11.0]
@@ -107,10 +107,10 @@ def test_target_5_is_met_only_where_every_claim_holds_on_every_run(summ):
         r["claims"] = [claim(SD, 1.0, 0.5), claim(PU_RU, 2.0, 0.5)]
         r["targets"][2] = target(TARGET_5, "2 of 2 hold, noise spread 0.5", True)
     five = summ.summarize(runs)["targets"][2]
-    assert (five["all runs"], five["verdict"]) == ("2 of 2 claims hold on every run; 3 of 3 runs has all 2", "met")
+    assert (five["all runs"], five["verdict"]) == ("2 of 2 claims hold on every run; all 2 hold on 3 of 3 runs", "met")
     runs[1][1]["claims"][1] = claim(PU_RU, 0.5, 0.5)  # a tie with the noise is not beyond it
     five = summ.summarize(runs)["targets"][2]
-    assert (five["all runs"], five["verdict"]) == ("1 of 2 claims hold on every run; 2 of 3 runs has all 2", "not met")
+    assert (five["all runs"], five["verdict"]) == ("1 of 2 claims hold on every run; all 2 hold on 2 of 3 runs", "not met")
 
 
 def test_run_labels_say_what_differs(summ):

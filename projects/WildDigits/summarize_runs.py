@@ -175,7 +175,7 @@ def _targets_section(labels, runs, claims):
             all_hold = sum(all(c["runs"][i] is not None and c["runs"][i]["verdict"] == "holds" for c in claims)
                            for i in range(m)) if claims else 0
             overall = (f"{len(every_run)} of {len(claims)} claims hold on every run; "
-                       f"{all_hold} of {m} runs has all {len(claims)}")
+                       f"all {len(claims)} hold on {all_hold} of {m} runs")
             complete = all(v not in (None, "not measured") for v in verdicts)
             verdict = "met" if claims and complete and len(every_run) == len(claims) else "not met"
         else:

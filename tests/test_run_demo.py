@@ -208,6 +208,16 @@ def test_options(demo, capsys, tmp_path):
     with pytest.raises(SystemExit, match="pretrain_iters 0 there, 2400 now"):
         demo.check_settings(demo.parse_args(["--output-dir", str(old)]))
     demo.check_settings(demo.parse_args(["--output-dir", str(old), "--pretrain-iters", "0"]))
+    # students start from the teacher's weights, or from the teacher's own start (the pretrained bottom-up);
+    # an output dir made before --student-start existed holds teacher-started students
+    assert demo.student_start_opts(full, "t.pth") == ["MODEL.WEIGHTS", "t.pth"]
+    assert demo.student_start_opts(demo.parse_args(["--student-start", "pretrained"]), "t.pth") == [
+        "WILD_DIGITS.PRETRAIN.ENABLED", "True", "WILD_DIGITS.PRETRAIN.ITERS", "2400", "MODEL.WEIGHTS", ""]
+    settings.pop("student_start")
+    (old / "settings.json").write_text(json.dumps({**settings, "pretrain_iters": 2400}))
+    demo.check_settings(demo.parse_args(["--output-dir", str(old)]))
+    with pytest.raises(SystemExit, match="student_start teacher there, pretrained now"):
+        demo.check_settings(demo.parse_args(["--output-dir", str(old), "--student-start", "pretrained"]))
 
 
 def test_oracle_pseudo_labels_are_the_pools_true_positives(tiny_root, tiny_benchmark, tmp_path):

@@ -110,7 +110,8 @@ def test_target_5_is_met_only_where_every_claim_holds_on_every_run(summ):
     assert (five["all runs"], five["verdict"]) == ("2 of 2 claims hold on every run; all 2 hold on 3 of 3 runs", "met")
     runs[1][1]["claims"][1] = claim(PU_RU, 0.5, 0.5)  # a tie with the noise is not beyond it
     five = summ.summarize(runs)["targets"][2]
-    assert (five["all runs"], five["verdict"]) == ("1 of 2 claims hold on every run; all 2 hold on 2 of 3 runs", "not met")
+    assert (five["all runs"], five["verdict"]) == (
+        "1 of 2 claims hold on every run; all 2 hold on 2 of 3 runs", "not met")
 
 
 def test_run_labels_say_what_differs(summ):

@@ -98,9 +98,9 @@ QUICK_DETECTOR = ["SOLVER.IMS_PER_BATCH", "2"]
 # what determines a run's outputs: an output dir made with other values is refused (a rerun skips finished
 # steps, so it would mix two runs)
 SETTINGS = ("seed", "num_labeled", "num_pool", "num_val", "pos_fraction", "pretrain_iters", "teacher_iters",
-            "teacher_lr", "pu_iters", "student_iters", "student_lr", "known_classes", "quick")
+            "teacher_lr", "pu_iters", "student_iters", "student_lr", "student_start", "known_classes", "quick")
 # the value a setting had in runs made before it existed (their settings.json lacks it)
-SETTINGS_BEFORE = {"pretrain_iters": 0}
+SETTINGS_BEFORE = {"pretrain_iters": 0, "student_start": "teacher"}
 TAUS = (0.5, 0.7, 0.9)  # the thresholds purify_net.py label reports by default
 
 
@@ -138,7 +138,12 @@ def parse_args(argv=None):
                    help="trainings and labellings that do not need each other's outputs run this many at a time, "
                         "sharing the CPU threads (default: %(default)s; 1: one after another)")
     sized("--student-iters", int, "iterations of each student")
-    sized("--student-lr", float, "lr of each student (which starts from the teacher's weights)")
+    sized("--student-lr", float, "lr of each student")
+    p.add_argument("--student-start", choices=("teacher", "pretrained"), default="teacher",
+                   help="what every student starts from: the teacher's weights, a short fine-tuning that fits the "
+                        "15-minute CPU demo; or the glyph-pretrained bottom-up, as the teacher did (the paper's "
+                        "students start from ImageNet weights): then give them the teacher's schedule, "
+                        "e.g. --student-iters 500 --student-lr 0.04 (default: %(default)s)")
     args = p.parse_args(argv)
     for name, value in (QUICK if args.quick else DEFAULTS).items():
         if getattr(args, name) is None:
@@ -398,8 +403,16 @@ def _train_student(args, key, data, distill, seed_offset, p):
     step(p, f"student_{key}", os.path.join(out, "eval_results.json"), "train_net.py",
          "--resume", "--config-file", STUDENT_YAML if distill else TEACHER_YAML,
          *benchmark_opts(args, seed_offset), *schedule(args.student_iters, args.student_lr),
-         *detector_opts(args),
-         "MODEL.WEIGHTS", teacher, *extra, "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out)
+         *detector_opts(args), *student_start_opts(args, teacher), *extra,
+         "DATASETS.TEST", "('wild_digits_val',)", "OUTPUT_DIR", out)
+
+
+def student_start_opts(args, teacher):
+    """Where a student's weights start: the teacher's checkpoint, or (``--student-start pretrained``) the teacher's
+    own start, the glyph-pretrained bottom-up (``MODEL.WEIGHTS`` empty: train_net.py resolves it)."""
+    if args.student_start == "pretrained":
+        return [*pretrain_opts(args), "MODEL.WEIGHTS", ""]
+    return ["MODEL.WEIGHTS", teacher]
 
 
 def stage_students(args, p):

@@ -212,7 +212,9 @@ def test_options(demo, capsys, tmp_path):
     # an output dir made before --student-start existed holds teacher-started students
     assert demo.student_start_opts(full, "t.pth") == ["MODEL.WEIGHTS", "t.pth"]
     assert demo.student_start_opts(demo.parse_args(["--student-start", "pretrained"]), "t.pth") == [
-        "WILD_DIGITS.PRETRAIN.ENABLED", "True", "WILD_DIGITS.PRETRAIN.ITERS", "2400", "MODEL.WEIGHTS", ""]
+        "WILD_DIGITS.PRETRAIN.ENABLED", "True", "WILD_DIGITS.PRETRAIN.ITERS", "2400", "MODEL.WEIGHTS", "",
+        "SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
+        "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "5.0"]
     settings.pop("student_start")
     (old / "settings.json").write_text(json.dumps({**settings, "pretrain_iters": 2400}))
     demo.check_settings(demo.parse_args(["--output-dir", str(old)]))

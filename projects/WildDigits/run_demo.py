@@ -93,6 +93,9 @@ DEFAULTS = {"num_labeled": 200, "num_pool": 2000, "num_val": 300, "pretrain_iter
             "teacher_lr": 0.04, "pu_iters": 100, "student_iters": 200, "student_lr": 0.02}
 QUICK = {"num_labeled": 40, "num_pool": 160, "num_val": 20, "pretrain_iters": 20, "teacher_iters": 60,
          "teacher_lr": 0.01, "pu_iters": 10, "student_iters": 10, "student_lr": 0.001}
+# detectron2's gradient clipping, for students that start from the pretrained bottom-up (--student-start pretrained)
+CLIP_GRADIENTS = ["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
+                  "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "5.0"]
 # --quick also trains each detector on batches of 2 images (as the tests' few-iteration trainings, at lr 0.01)
 QUICK_DETECTOR = ["SOLVER.IMS_PER_BATCH", "2"]
 # what determines a run's outputs: an output dir made with other values is refused (a rerun skips finished
@@ -409,9 +412,11 @@ def _train_student(args, key, data, distill, seed_offset, p):
 
 def student_start_opts(args, teacher):
     """Where a student's weights start: the teacher's checkpoint, or (``--student-start pretrained``) the teacher's
-    own start, the glyph-pretrained bottom-up (``MODEL.WEIGHTS`` empty: train_net.py resolves it)."""
+    own start, the glyph-pretrained bottom-up (``MODEL.WEIGHTS`` empty: train_net.py resolves it), every row with
+    gradients clipped to norm 5: from fresh heads the distillation losses start large, and at the teacher's lr
+    0.04 the self-distilled students diverged without it (NaN at iterations 33 and 106; measured)."""
     if args.student_start == "pretrained":
-        return [*pretrain_opts(args), "MODEL.WEIGHTS", ""]
+        return [*pretrain_opts(args), "MODEL.WEIGHTS", "", *CLIP_GRADIENTS]
     return ["MODEL.WEIGHTS", teacher]
 
 

@@ -121,7 +121,7 @@ def _noise_section(labels, runs):
     noise = [results.get("noise", {}) for _, results in runs]
     aps = [n.get("labeled-only AP") or [None] * 3 for n in noise]
     spreads = [n.get("spread") for n in noise]
-    table = [[f"labeled-only AP, training SEED seed + {i}", *(_fmt(a[i]) for a in aps)] for i in range(3)]
+    table = [[f"labeled-only AP, training SEED +{i}", *(_fmt(a[i]) for a in aps)] for i in range(3)]
     table.append(["spread (max - min): each claim's margin must exceed it", *map(_fmt, spreads)])
     return {"noise": [{"labeled-only AP": a, "spread": s} for a, s in zip(aps, spreads)],
             "text": [tabulate(table, headers=["noise (same data)", *labels], tablefmt="github",

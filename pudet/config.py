@@ -154,6 +154,15 @@ def add_pudet_config(cfg):
     # teacher's weights (where L_kdr is 0 up to rounding) is kicked off it at every step; beta > 0 makes the
     # gradient vanish there (see README, self-distillation)
     _C.MODEL.PUDET.KDR_BETA = 0.0
+    # L_kdr's reading of Eq. 15: "min" (as written: the nearer of the teacher's and the ground truth's deltas is
+    # the target) or "bounded" (the ground truth is the target wherever the student is not better than the
+    # teacher by KDR_MARGIN: the teacher bounds, never guides; Chen et al. 2017)
+    _C.MODEL.PUDET.KDR_MODE = "min"
+    # m of the "bounded" reading, in the distance of KDR_BETA
+    _C.MODEL.PUDET.KDR_MARGIN = 0.0
+    # what L_kdr's sum over the foreground proposals is divided by: "foreground" (their number, Eq. 15) or
+    # "sampled" (the number of the teacher's sampled proposals, as detectron2's box loss is averaged)
+    _C.MODEL.PUDET.KDR_NORMALIZER = "foreground"
     # psi: the imitation mask keeps anchors with IoU > psi * (the box's max IoU on that level)
     _C.MODEL.PUDET.IMITATION_PSI = 0.5
     # deprecated: DATASETS.PSEUDO_SCORE_THRESH (still honoured where set, with a warning; None = not set)

@@ -2,9 +2,10 @@
 import logging
 
 from detectron2.config import CfgNode as CN
+from detectron2.config import get_cfg
 from detectron2.utils.logger import log_first_n
 
-__all__ = ["add_pudet_config", "check_config", "pseudo_score_thresh"]
+__all__ = ["add_pudet_config", "check_config", "get_pudet_cfg", "pseudo_score_thresh"]
 
 
 def add_pudet_config(cfg):
@@ -192,6 +193,17 @@ def add_pudet_config(cfg):
     return cfg
 
 
+def get_pudet_cfg(config_file: str = "", opts=()) -> CN:
+    """detectron2's default config with pudet's keys (:func:`add_pudet_config`), ``config_file`` merged when
+    given, then ``opts`` (``KEY VALUE`` pairs, as on a tool's command line). Not frozen; registers nothing."""
+    cfg = get_cfg()
+    add_pudet_config(cfg)
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    return cfg
+
+
 def pseudo_score_thresh(cfg) -> float:
     """tau, the score threshold of pseudo-boxes: ``DATASETS.PSEUDO_SCORE_THRESH``, or the value of its old
     name ``MODEL.PUDET.PSEUDO_SCORE_THRESH`` where a config still sets it (with a deprecation warning)."""
@@ -203,10 +215,10 @@ def pseudo_score_thresh(cfg) -> float:
     return float(old)
 
 
-_DATASET_KEYS = ("DATASETS.TRAIN", "DATASETS.TEST", "PU.LABELED_DATASETS", "PU.UNLABELED_DATASETS")
+DATASET_KEYS = ("DATASETS.TRAIN", "DATASETS.TEST", "PU.LABELED_DATASETS", "PU.UNLABELED_DATASETS")
 
 
-def check_config(cfg, config_file: str = "", dataset_keys=_DATASET_KEYS) -> None:
+def check_config(cfg, config_file: str = "", dataset_keys=DATASET_KEYS) -> None:
     """Raises ValueError naming the key, its value and ``config_file`` for values that would otherwise be taken
     silently or fail only after training: ``PU.PRIOR`` other than -1 or a fraction in (0, 1), and a dataset
     name under one of ``dataset_keys`` that is not registered. Run it after the datasets are registered

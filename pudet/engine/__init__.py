@@ -1,4 +1,6 @@
+from .defaults import setup_cfg
 from .pretrain import GlyphPretrainSpec, pretrained_backbone, resolve_pretrained_weights
 from .trainers import DetectionTrainer, PUTrainer
 
-__all__ = ["DetectionTrainer", "GlyphPretrainSpec", "PUTrainer", "pretrained_backbone", "resolve_pretrained_weights"]
+__all__ = ["DetectionTrainer", "GlyphPretrainSpec", "PUTrainer", "pretrained_backbone", "resolve_pretrained_weights",
+           "setup_cfg"]

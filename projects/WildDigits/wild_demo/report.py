@@ -1,0 +1,222 @@
+"""The report: ``results.json`` and ``results.md`` from what the stages wrote (``eval_results.json``,
+``metrics.json``, the selections' summaries, ``prior.json``, ``diagnostics.json``, ``negative_scenes.json``,
+each step's ``logs/<step>.time.json``), and nothing else."""
+import glob
+import json
+import os
+import statistics
+
+from tabulate import tabulate
+
+from .checks import check_claims, check_miniature, noise
+from .rows import NOISE_ROWS, ROWS, VAL
+from .settings import STAGE_NAMES, read_json
+
+
+def read_optional(path):
+    """The JSON at ``path``, or None where that step has not run (an older run, or a row left out)."""
+    return read_json(path) if os.path.isfile(path) else None
+
+
+def bbox_metrics(results):
+    """The val bbox metrics of an eval_results.json (one test dataset: detectron2 drops its name)."""
+    return results.get("bbox") or results[VAL]["bbox"]
+
+
+def seconds_per_iteration(metrics_json):
+    """The median ``time`` (seconds per iteration) of a detectron2 ``metrics.json`` (one JSON object per
+    line), or None where there is none."""
+    if not os.path.isfile(metrics_json):
+        return None
+    with open(metrics_json) as f:
+        times = [entry["time"] for entry in map(json.loads, filter(str.strip, f)) if "time" in entry]
+    return statistics.median(times) if times else None
+
+
+def stage_times(logs):
+    """``{stage: seconds}`` in run order: the wall time its steps took, each from the run that finished it
+    (``logs/*.time.json``; a resumed training counts from its resumption): the length of the union of their
+    intervals, so that steps run side by side count once (a time kept without its interval, by an older run,
+    adds its seconds)."""
+    intervals, seconds = {}, {}
+    for path in glob.glob(os.path.join(logs, "*.time.json")):
+        t = read_json(path)
+        if "start" in t:
+            intervals.setdefault(t["stage"], []).append((t["start"], t["end"]))
+        else:
+            seconds[t["stage"]] = seconds.get(t["stage"], 0.0) + t["seconds"]
+    for stage, spans in intervals.items():
+        covered, reach = 0.0, float("-inf")
+        for start, end in sorted(spans):
+            covered += max(0.0, end - max(start, reach))
+            reach = max(reach, end)
+        seconds[stage] = seconds.get(stage, 0.0) + covered
+    return {s: seconds[s] for s in STAGE_NAMES if s in seconds}
+
+
+def untimed_steps(logs):
+    """The tool steps with a log but no time (finished by a run from before the times were kept)."""
+    return sorted(os.path.basename(path)[:-len(".log")] for path in glob.glob(os.path.join(logs, "*.log"))
+                  if not os.path.isfile(path[:-len(".log")] + ".time.json"))
+
+
+def ap_section(args, paths):
+    """The Table-1-shaped table: the teacher, the teacher at 2x iterations and every trained row; ``ap`` is
+    ``{row key: AP}`` of the trained rows."""
+    headers = ["training data", "n_u", "thr", "# boxes", "AP", "AP50", "AP75", "APs", "APm"]
+    metrics = ("AP", "AP50", "AP75", "APs", "APm")
+    teacher = bbox_metrics(read_json(os.path.join(paths.teacher, "eval_results.json")))
+    rows = [["Teacher D_t (L)", "-", "-", "-", *(teacher[m] for m in metrics)]]
+    teacher_2x = read_optional(os.path.join(paths.teacher_2x, "eval_results.json"))
+    if teacher_2x is not None:
+        teacher_2x = bbox_metrics(teacher_2x)
+        rows.append(["Teacher D_t, 2x iterations (L)", "-", "-", "-", *(teacher_2x[m] for m in metrics)])
+    ap = {}
+    for row in ROWS:
+        path = os.path.join(paths.students, row.key, "eval_results.json")
+        if not os.path.isfile(path):
+            print(f"row '{row.key}' has no results yet ({path}): run the students stage for it")
+            continue
+        student = bbox_metrics(read_json(path))
+        ap[row.key] = student["AP"]
+        n_u, thr, boxes = "-", "-", "-"
+        if row.selection is not None:
+            diag = read_json(os.path.join(paths.labels, row.selection, "diagnostics.json"))
+            n_u, thr = diag["taus"][0]["images"], row.tau
+            boxes = next(r["boxes"] for r in diag["taus"] if r["tau"] == thr)
+        label = row.label.format(seed=args.seed + row.seed_offset)
+        rows.append([label, n_u, thr, boxes, *(student[m] for m in metrics)])
+    text = [tabulate(rows, headers=headers, tablefmt="github", floatfmt=".1f")]
+    if teacher_2x is None:
+        text.append("train-longer: the teacher at 2x iterations not trained (row teacher_2x)")
+    else:
+        text.append(f"train-longer: the teacher at 2x iterations ({2 * args.teacher_iters}) reaches val AP "
+                    f"{teacher_2x['AP']:.1f} against {teacher['AP']:.1f} ({teacher_2x['AP'] - teacher['AP']:+.1f})")
+    return {"headers": headers, "rows": rows, "teacher_2x": teacher_2x, "ap": ap, "teacher": teacher, "text": text}
+
+
+def claims_section(args, ap):
+    """The labeled-only noise and the paper's claims judged against it."""
+    noise_aps, spread = noise(ap)
+    claims = check_claims(ap, spread)
+    noise_line = (f"noise: labeled-only AP with training SEED {' / '.join(str(args.seed + i) for i in range(3))} "
+                  f"(same data): {' / '.join('-' if a is None else f'{a:.1f}' for a in noise_aps)}; spread (max - "
+                  "min) " + (f"not measured (train the rows {', '.join(NOISE_ROWS)})" if spread is None
+                             else f"{spread:.1f}: each claim's margin must exceed it"))
+    claim_table = tabulate([[c["claim"], c["evidence"], c["verdict"]] for c in claims],
+                           headers=["the paper's claim", "AP, margin and noise", ""], tablefmt="github")
+    return {"noise": {"labeled-only AP": noise_aps, "spread": spread}, "claims": claims,
+            "text": [noise_line, claim_table]}
+
+
+def _selection_row(name, summary):
+    return [name, 100 * summary["AUC"], 100 * summary["precision@K"], 100 * summary["recall@K"]]
+
+
+def truth_section(paths):
+    """What the stages measured against the pool's hidden truth: the selections (the paper's image head, the
+    region head beside what its features allow: uPU, naive PN, the teacher's confidence, a true-label oracle;
+    U^C), the priors, U^P's pseudo-boxes with and without box-level purification, the teacher's boxes on the
+    negative scenes. A run without the pu, select or label stage (e.g. only the teacher and some student rows)
+    gets a line saying so instead."""
+    selections = [os.path.join(folder, "selected.json")
+                  for folder in (paths.select, paths.select_region, paths.select_confidence)]
+    labels = os.path.join(paths.labels, "pu", "diagnostics.json")
+    missing = [path for path in selections + [labels] if not os.path.isfile(path)]
+    if missing:
+        return {"pu_selection": None, "negative_scenes": None,
+                "text": [f"selections, priors and pseudo-boxes against the pool's truth: not measured ({missing[0]} "
+                         "is missing: run the pu, select and label stages)"]}
+    image, summary, confidence = (read_json(path)["summary"] for path in selections)
+    sel_headers = ["selection of K = n_l pool images", "AUC", "precision@K", "recall@K"]
+    sel_rows = [_selection_row("image head N_pu, nnPU (the paper's)", image)]
+    sel_rows += [[r["selection"], r["AUC"], r["precision@K"], r["recall@K"]] for r in summary["comparison"][:-1]]
+    sel_rows += [_selection_row("teacher's best box score (U^C)", confidence), list(summary["comparison"][-1].values())]
+    prior = read_json(os.path.join(paths.pu_region, "prior.json"))
+    image_prior = read_json(os.path.join(paths.pu, "prior.json"))
+    purified = read_json(labels)
+    box_headers = ["pseudo-boxes of U^P", "tau", "boxes", "precision", "recall"]
+    box_purified = f"box-purified (region PU score >= {purified['box purified']['pu_score_thresh']:g})"
+    box_rows = [[name, r["tau"], r["boxes"], r["precision"], r["recall"]]
+                for name, rows in (("as labelled", purified["taus"]), (box_purified, purified["box purified"]["taus"]))
+                for r in rows if r["tau"] in (0.5, 0.9)]
+    prior_line = (f"class prior pi_p: true {summary['pool positive fraction']:.3f}; estimated {prior['prior']:.3f} "
+                  f"({prior['estimator']} on the region head's out-of-fold scores; Elkan-Noto there "
+                  f"{prior['elkan-noto']:.3f}); {image_prior['prior']:.3f} ({image_prior['estimator']} on the image "
+                  f"head's pooled features)")
+    negative = read_optional(os.path.join(paths.pool_truth, "negative_scenes.json"))
+    negative_line = "teacher's false alarms on negative pool scenes: not measured (run the label stage)"
+    if negative is not None:
+        per_class = ", ".join(f"{name} {v:.2f}" for name, v in negative["per class"].items())
+        negative_line = (f"the teacher on the pool's {negative['negative images']} negative scenes: "
+                         f"{negative['boxes/img']:.2f} boxes/img above {negative['score_thresh']:g} ({per_class}); "
+                         f"{100 * negative['fired']:.1f}% of them hold at least one")
+    return {
+        "selection_headers": sel_headers, "selection_rows": sel_rows, "prior": prior, "image_prior": image_prior,
+        "pu_selection": summary, "image_selection": image, "confidence_selection": confidence,
+        "box_purification": box_rows, "negative_scenes": negative,
+        "text": [tabulate(sel_rows, headers=sel_headers, tablefmt="github", floatfmt=".1f"), prior_line,
+                 tabulate(box_rows, headers=box_headers, tablefmt="github", floatfmt=".3f"), negative_line],
+    }
+
+
+def time_section(args, paths):
+    """The device, the teacher's seconds per iteration (the machine's yardstick) and each stage's time."""
+    per_iter = seconds_per_iteration(os.path.join(paths.teacher, "metrics.json"))
+    times, untimed = stage_times(paths.logs), untimed_steps(paths.logs)
+    total = sum(times.values())
+    time_rows = [[stage, s, 100 * s / total] for stage, s in times.items()] + [["total", total, 100.0]]
+    yardstick = (f"device: {args.device}; the teacher's seconds per iteration (median of its metrics.json; the "
+                 "machine's yardstick): " + ("not recorded" if per_iter is None else f"{per_iter:.3f}")
+                 + f"; time of every step: {total / 60:.1f} min"
+                 + (f"; not timed, so left out (finished by an older run): {', '.join(untimed)}" if untimed else ""))
+    return {"time": {"teacher seconds/iteration": per_iter, "stages": times, "total": total, "untimed steps": untimed},
+            "text": [yardstick, tabulate(time_rows, headers=["stage (wall time of its steps)", "seconds", "%"],
+                                         tablefmt="github", floatfmt=".0f")]}
+
+
+def checks_section(table, truth):
+    """The miniature's validity checks (not the paper's claims)."""
+    oracle = None
+    if truth["pu_selection"] is not None:
+        oracle = next((r["AUC"] for r in truth["pu_selection"]["comparison"] if r["selection"].startswith("oracle")),
+                      None)
+    checks = check_miniature(region_oracle_auc=oracle, negative=truth["negative_scenes"], ap=table["ap"],
+                             teacher_ap=table["teacher"]["AP"],
+                             teacher_2x_ap=None if table["teacher_2x"] is None else table["teacher_2x"]["AP"])
+    return {"checks": checks,
+            "text": [tabulate([[c["check"], c["measured"], c["verdict"]] for c in checks],
+                              headers=["what makes the miniature a valid test", "measured", ""], tablefmt="github")]}
+
+
+def write_report(args, paths):
+    """Writes ``results.json`` and ``results.md`` to the output dir; returns the report's text."""
+    table = ap_section(args, paths)
+    claims = claims_section(args, table["ap"])
+    truth = truth_section(paths)
+    timing = time_section(args, paths)
+    checks = checks_section(table, truth)
+    sections = (table, claims, truth, timing, checks)
+    text = "\n\n".join(line for s in sections for line in s["text"])
+    results = {"settings": vars(args)}
+    for section in sections:
+        results.update({k: v for k, v in section.items() if k not in ("text", "ap", "teacher")})
+    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    with open(os.path.join(args.output_dir, "results.md"), "w") as f:
+        f.write(f"# wild-digits benchmark, seed {args.seed}{' (--quick: toy sizes)' if args.quick else ''}\n\n"
+                f"{text}\n")
+    return text
+
+
+def done_line(args, stages, seconds):
+    """The last line: what this run made and where (a run of some stages has no report yet)."""
+    o = args.output_dir
+    if args.dry_run:
+        return f"Dry run: stage {', '.join(stages)} listed; nothing ran"
+    if "report" not in stages:
+        return (f"Done in {seconds / 60:.1f} min: stage {', '.join(stages)}; its outputs and logs are under {o} "
+                f"(the report: --stage report)")
+    made = [name for name in ("gallery.png", "score_histogram.png") if os.path.isfile(os.path.join(o, name))]
+    return (f"Done in {seconds / 60:.1f} min. Results: {os.path.join(o, 'results.md')} and results.json"
+            + (f"; {' and '.join(made)} beside them" if made else "") + f"; every stage's output and log under {o}")

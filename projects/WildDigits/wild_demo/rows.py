@@ -1,0 +1,111 @@
+"""The experiment's rows (the paper's Table 1, plus the noise and the controls) and the tool options each training
+is given: the benchmark's sizes, the schedule, the start of each detector."""
+import os
+from typing import NamedTuple, Optional
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+CONFIGS = os.path.join(REPO, "configs", "WildDigits")
+TEACHER_YAML = os.path.join(CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml")
+STUDENT_YAML = os.path.join(CONFIGS, "student_R18_FPN_sd.yaml")
+PU_YAML = os.path.join(CONFIGS, "pu_R18_nnpu.yaml")
+PU_REGION_YAML = os.path.join(CONFIGS, "pu_R18_region.yaml")
+POOL = "wild_digits_pool"
+VAL = "wild_digits_val"
+
+
+class Row(NamedTuple):
+    """A trained row of the table: a student of ``--student-iters`` iterations."""
+
+    key: str  # its name in --rows and its folder under students/
+    label: str  # as the table prints it ({seed}: its training SEED)
+    selection: Optional[str] = None  # pool data: the pseudo-labels of labels/<selection>, else L only
+    tau: Optional[float] = None  # the pseudo-boxes' score threshold
+    distill: bool = False  # self-distillation from the teacher
+    seed_offset: int = 0  # training SEED = --seed + this (the benchmark's data stays --seed's)
+
+
+ROWS = (
+    Row("baseline", "Labeled only (baseline)"),
+    Row("baseline_seed+1", "Labeled only, training SEED {seed} (noise)", seed_offset=1),
+    Row("baseline_seed+2", "Labeled only, training SEED {seed} (noise)", seed_offset=2),
+    Row("sd", "+ Self-distillation", distill=True),
+    Row("random_0.5", "+ Randomly selected (U^R)", "random", 0.5, distill=True),
+    Row("random_0.9", "+ Randomly selected (U^R)", "random", 0.9, distill=True),
+    Row("pu_0.5", "+ PU selected (U^P)", "pu", 0.5, distill=True),
+    Row("pu_0.9", "+ PU selected (U^P)", "pu", 0.9, distill=True),
+    Row("confidence_0.5", "+ Teacher-confidence selected (U^C)", "confidence", 0.5, distill=True),
+    Row("oracle", "+ oracle: K true-positive pool scenes, true boxes (perfect purifier + labels)", "oracle", 0.5,
+        distill=True),
+)
+# the labeled-only rows whose spread is the noise each claim's margin must exceed
+NOISE_ROWS = ("baseline", "baseline_seed+1", "baseline_seed+2")
+# train-longer: the teacher trained twice as long on L (a --rows key beside the student rows)
+TEACHER_2X = "teacher_2x"
+ROW_KEYS = [r.key for r in ROWS] + [TEACHER_2X]
+# detectron2's gradient clipping, for students that start from the pretrained bottom-up (--student-start pretrained)
+CLIP_GRADIENTS = ["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
+                  "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "5.0"]
+# --quick also trains each detector on batches of 2 images (as the tests' few-iteration trainings, at lr 0.01)
+QUICK_DETECTOR = ["SOLVER.IMS_PER_BATCH", "2"]
+
+
+def benchmark_opts(args, seed_offset=0):
+    """The benchmark's data (always of ``--seed``) and the training SEED (``--seed`` + ``seed_offset``)."""
+    return [
+        "WILD_DIGITS.SEED", str(args.seed), "WILD_DIGITS.NUM_LABELED", str(args.num_labeled),
+        "WILD_DIGITS.NUM_POOL", str(args.num_pool), "WILD_DIGITS.NUM_VAL", str(args.num_val),
+        "WILD_DIGITS.POS_FRACTION", str(args.pos_fraction), "SEED", str(args.seed + seed_offset),
+        "WILD_DIGITS.KNOWN_CLASSES", f"[{args.known_classes}]",
+        "MODEL.ROI_HEADS.NUM_CLASSES", str(len(args.known_classes.split(","))),
+        "MODEL.DEVICE", args.device,
+    ]
+
+
+def schedule(iters, lr):
+    """A training of ``iters`` iterations at ``lr``: one lr step at 80%, three checkpoints, warmup of a fifth
+    (at most 100)."""
+    return ["SOLVER.MAX_ITER", str(iters), "SOLVER.BASE_LR", f"{lr:g}",
+            "SOLVER.STEPS", f"({int(iters * 0.8)},)", "SOLVER.CHECKPOINT_PERIOD", str(max(1, iters // 3)),
+            "SOLVER.WARMUP_ITERS", str(min(100, iters // 5))]
+
+
+def detector_opts(args):
+    return QUICK_DETECTOR if args.quick else []
+
+
+def pretrain_opts(args):
+    """The teachers' start: the glyph-pretrained bottom-up of ``--pretrain-iters`` iterations, or scratch (0)."""
+    if args.pretrain_iters <= 0:
+        return ["WILD_DIGITS.PRETRAIN.ENABLED", "False"]
+    return ["WILD_DIGITS.PRETRAIN.ENABLED", "True", "WILD_DIGITS.PRETRAIN.ITERS", str(args.pretrain_iters)]
+
+
+def student_start_opts(args, teacher):
+    """Where a student's weights start: the teacher's checkpoint, or (``--student-start pretrained``) the teacher's
+    own start, the glyph-pretrained bottom-up (``MODEL.WEIGHTS`` empty: train_net.py resolves it), every row with
+    gradients clipped to norm 5: from fresh heads the distillation losses start large, and at the teacher's lr
+    0.04 the self-distilled students diverged without it."""
+    if args.student_start == "pretrained":
+        return [*pretrain_opts(args), "MODEL.WEIGHTS", "", *CLIP_GRADIENTS]
+    return ["MODEL.WEIGHTS", teacher]
+
+
+def teacher_args(args, out, iters):
+    """``train_net.py``'s arguments for a teacher of ``iters`` iterations trained into ``out``."""
+    return ["--resume", "--config-file", TEACHER_YAML, *benchmark_opts(args), *pretrain_opts(args),
+            *schedule(iters, args.teacher_lr), *detector_opts(args), "DATASETS.TEST", f"('{VAL}',)", "OUTPUT_DIR", out]
+
+
+def student_args(args, row, teacher, labels, out):
+    """``train_net.py``'s arguments for ``row``'s student (``teacher``: the teacher's checkpoint; ``labels``: the
+    folder of the pseudo-label folders) trained into ``out``."""
+    extra = ["MODEL.PUDET.TEACHER_WEIGHTS", teacher] if row.distill else []
+    if row.selection is not None:
+        extra += ["DATASETS.TRAIN_PSEUDO", f"('{os.path.join(labels, row.selection, 'pseudo_labels.json')}',)",
+                  "DATASETS.PSEUDO_SCORE_THRESH", str(row.tau)]
+        if args.quick:  # a toy teacher may leave no box above tau: keep the images, background-only
+            extra += ["DATASETS.PSEUDO_KEEP_EMPTY", "True"]
+    return ["--resume", "--config-file", STUDENT_YAML if row.distill else TEACHER_YAML,
+            *benchmark_opts(args, row.seed_offset), *schedule(args.student_iters, args.student_lr),
+            *detector_opts(args), *student_start_opts(args, teacher), *extra,
+            "DATASETS.TEST", f"('{VAL}',)", "OUTPUT_DIR", out]

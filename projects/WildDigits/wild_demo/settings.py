@@ -1,0 +1,143 @@
+"""The demo's command line, the sizes of the miniature and of ``--quick``, the output dir's layout, and the guard
+that keeps one output dir to one set of settings."""
+import argparse
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+
+from .rows import ROW_KEYS
+
+# the stages in the order they run (pudet's tools do the work of each: wild_demo.stages)
+STAGE_NAMES = ("teacher", "pu", "select", "label", "students", "report")
+# the sizes and schedules of the real miniature, and of --quick (a smoke test of every stage; from scratch at
+# lr 0.04 a teacher needs the 100-iteration warmup that only 500+ iterations give it, so the toy teacher
+# trains at a lower lr)
+DEFAULTS = {"num_labeled": 200, "num_pool": 2000, "num_val": 300, "pretrain_iters": 2400, "teacher_iters": 500,
+            "teacher_lr": 0.04, "pu_iters": 100, "student_iters": 200, "student_lr": 0.02}
+QUICK = {"num_labeled": 40, "num_pool": 160, "num_val": 20, "pretrain_iters": 20, "teacher_iters": 60,
+         "teacher_lr": 0.01, "pu_iters": 10, "student_iters": 10, "student_lr": 0.001}
+# what determines a run's outputs: an output dir made with other values is refused (a rerun skips finished
+# steps, so it would mix two runs)
+SETTINGS = ("seed", "num_labeled", "num_pool", "num_val", "pos_fraction", "pretrain_iters", "teacher_iters",
+            "teacher_lr", "pu_iters", "student_iters", "student_lr", "student_start", "known_classes", "quick")
+# the value a setting had in runs made before it existed (their settings.json lacks it)
+SETTINGS_BEFORE = {"pretrain_iters": 0, "student_start": "teacher"}
+
+
+def parse_args(argv=None, description=None):
+    """The demo's arguments, the sizes not given filled in from ``DEFAULTS`` (or ``QUICK``), ``--device auto``
+    resolved to the device that runs."""
+    parser = argparse.ArgumentParser(prog="run_demo.py", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+
+    def sized(flag, kind, help):
+        name = flag[2:].replace("-", "_")
+        add(flag, type=kind, default=None, help=f"{help} (default: {DEFAULTS[name]}; with --quick: {QUICK[name]})")
+
+    add("--output-dir", default=None,
+        help="where every stage writes (default: output/demo; with --quick: output/demo_quick)")
+    add("--stage", choices=STAGE_NAMES, default=None, help="run this stage only (default: all, in order)")
+    add("--dry-run", action="store_true",
+        help="print the tool commands the run would run, in order, and run nothing (finished steps are left out)")
+    add("--quick", action="store_true",
+        help="every stage at toy sizes, a smoke test of the pipeline (its numbers mean nothing)")
+    add("--seed", type=int, default=0,
+        help="benchmark seed, also of U^R, the oracle's scenes and training (default: %(default)s)")
+    sized("--num-labeled", int, "labeled scenes in L")
+    sized("--num-pool", int, "scenes in the pool U")
+    sized("--num-val", int, "validation scenes")
+    add("--pos-fraction", type=float, default=0.25, help="positive fraction of U (default: %(default)s)")
+    add("--known-classes", default="0,1,2,3,4",
+        help="the class split: the digits L labels, comma-separated; the others are unknown things "
+             "(default: %(default)s)")
+    sized("--pretrain-iters", int, "iterations of the glyph pretraining the teachers start from (0: from scratch)")
+    sized("--teacher-iters", int, "teacher iterations")
+    sized("--teacher-lr", float, "teacher lr")
+    sized("--pu-iters", int, "PU classifier iterations")
+    add("--rows", default=",".join(ROW_KEYS),
+        help="comma-separated rows the students stage trains, e.g. to train rows in parallel processes on a GPU "
+             "machine (default: all: %(default)s)")
+    add("--device", default="auto",
+        help="MODEL.DEVICE of every tool: auto (cuda where torch sees a GPU, else cpu), cpu or cuda "
+             "(default: %(default)s)")
+    add("--jobs", type=int, default=2,
+        help="trainings and labellings that do not need each other's outputs run this many at a time, sharing "
+             "the CPU threads (default: %(default)s; 1: one after another)")
+    sized("--student-iters", int, "iterations of each student")
+    sized("--student-lr", float, "lr of each student")
+    add("--student-start", choices=("teacher", "pretrained"), default="teacher",
+        help="what every student starts from: the teacher's weights, a short fine-tuning that fits the 15-minute "
+             "CPU demo; or the glyph-pretrained bottom-up, as the teacher did (the paper's students start from "
+             "ImageNet weights): then give them the teacher's schedule, e.g. --student-iters 500 --student-lr 0.04 "
+             "(default: %(default)s)")
+    args = parser.parse_args(argv)
+    for name, value in (QUICK if args.quick else DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.output_dir is None:
+        args.output_dir = "output/demo_quick" if args.quick else "output/demo"
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    unknown = set(args.rows.split(",")) - set(ROW_KEYS)
+    if unknown:
+        parser.error(f"--rows: unknown rows {sorted(unknown)}; rows are {ROW_KEYS}")
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    return args
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def check_settings(args):
+    """Records the run's settings in a new output dir (not in a dry run), and refuses one made with other
+    settings."""
+    path = os.path.join(args.output_dir, "settings.json")
+    settings = {k: getattr(args, k) for k in SETTINGS}
+    if not os.path.isfile(path):
+        if not args.dry_run:
+            os.makedirs(args.output_dir, exist_ok=True)
+            with open(path, "w") as f:
+                json.dump(settings, f, indent=1)
+        return
+    recorded = {**SETTINGS_BEFORE, **read_json(path)}
+    differ = {k: (v, settings[k]) for k, v in recorded.items() if k in settings and v != settings[k]}
+    if differ:
+        listed = ", ".join(f"{k} {a} there, {b} now" for k, (a, b) in differ.items())
+        raise SystemExit(f"{args.output_dir} holds a run with other settings ({listed}): choose another --output-dir "
+                         "(a rerun reuses the finished steps)")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where each step of a run writes, under its output dir."""
+
+    output_dir: str
+    teacher: str
+    teacher_2x: str
+    pu: str  # the image-level PU classifier N_pu (the paper's)
+    select: str  # its selection
+    pu_region: str  # the region head
+    select_region: str  # its selection: U^P
+    labels: str  # one folder of pseudo-labels per selection (pool, pu, random, confidence, oracle)
+    select_confidence: str  # U^C
+    pool_truth: str  # the teacher's boxes on the pool's negative scenes, against its hidden truth
+    students: str  # one folder per row
+    logs: str  # each step's log and time
+
+    @classmethod
+    def of(cls, output_dir: str) -> "Paths":
+        def under(*names):
+            return os.path.join(output_dir, *names)
+
+        return cls(output_dir=output_dir, teacher=under("teacher"), teacher_2x=under("teacher_2x"), pu=under("pu"),
+                   select=under("pu", "select"), pu_region=under("pu_region"),
+                   select_region=under("pu_region", "select"), labels=under("labels"),
+                   select_confidence=under("labels", "select_confidence"), pool_truth=under("pool_truth"),
+                   students=under("students"),
+                   logs=under("logs"))

@@ -1,0 +1,124 @@
+"""The stages, each a few steps of pudet's tools (only the tools and ``tools/evaluate_pool_truth.py`` read the
+benchmark; the driver never builds a config). Each stage is ``fn(args, paths, runner)``; every step is rerun-safe:
+a finished step is skipped, an interrupted training resumes from its last checkpoint."""
+import functools
+import os
+import shutil
+
+from .report import write_report
+from .rows import (
+    POOL,
+    PU_REGION_YAML,
+    PU_YAML,
+    ROWS,
+    TEACHER_2X,
+    TEACHER_YAML,
+    benchmark_opts,
+    schedule,
+    student_args,
+    teacher_args,
+)
+
+TAUS = ("0.5", "0.7", "0.9")  # the thresholds purify_net.py label reports by default
+
+
+def _weights(out):
+    return os.path.join(out, "model_final.pth")
+
+
+def stage_teacher(args, paths, runner):
+    runner.step("teacher", os.path.join(paths.teacher, "eval_results.json"), "train_net.py",
+                *teacher_args(args, paths.teacher, args.teacher_iters))
+
+
+def stage_pu(args, paths, runner):
+    teacher = _weights(paths.teacher)
+    runner.in_parallel(lambda r: r.step(
+        "pu", os.path.join(paths.pu, "eval_results.json"), "purify_net.py",
+        "train", "--resume", "--config-file", PU_YAML, *benchmark_opts(args), *schedule(args.pu_iters, 0.01),
+        "PU.INIT_FROM_DETECTOR", teacher, "OUTPUT_DIR", paths.pu), lambda r: r.step(
+        "pu_region", os.path.join(paths.pu_region, "eval_results.json"), "purify_net.py",
+        "train", "--config-file", PU_REGION_YAML, *benchmark_opts(args), "PU.INIT_FROM_DETECTOR", teacher,
+        "OUTPUT_DIR", paths.pu_region))
+
+
+def stage_select(args, paths, runner):
+    prior = runner.value_from(os.path.join(paths.pu, "prior.json"), "prior")
+    runner.step("select", os.path.join(paths.select, "selected.json"), "purify_net.py",
+                "select", "--config-file", PU_YAML, *benchmark_opts(args), "PU.PRIOR", str(prior),
+                "OUTPUT_DIR", paths.pu)
+    runner.step("select_region", os.path.join(paths.select_region, "selected.json"), "purify_net.py",
+                "select", "--config-file", PU_REGION_YAML, *benchmark_opts(args),
+                "PU.INIT_FROM_DETECTOR", _weights(paths.teacher), "OUTPUT_DIR", paths.pu_region)
+
+
+def _label(args, paths, runner, name, *source):
+    out = os.path.join(paths.labels, name)
+    runner.step(f"label_{name}", os.path.join(out, "diagnostics.json"), "purify_net.py",
+                "label", "--config-file", TEACHER_YAML, "--weights", _weights(paths.teacher),
+                "--output-dir", out, *source, *benchmark_opts(args))
+
+
+def stage_label(args, paths, runner):
+    """The teacher pseudo-labels the whole pool (for U^C and its false alarms), U^P (each box with its region PU
+    score: box-level purification), a random U^R of K images and U^C; then, against the pool's hidden truth, its
+    boxes on the negative scenes are counted and the oracle's file is written (K truly positive scenes with
+    their TRUE boxes)."""
+    pool_labels = os.path.join(paths.labels, "pool", "pseudo_labels.json")
+    runner.in_parallel(
+        lambda r: _label(args, paths, r, "pool", "--dataset", POOL),
+        lambda r: _label(args, paths, r, "pu", "--selection", os.path.join(paths.select_region, "selected.json"),
+                         "--pu-weights", _weights(paths.pu_region)),
+        lambda r: _label(args, paths, r, "random", "--dataset", POOL, "--random", str(args.num_labeled),
+                         "--seed", str(args.seed)))
+    runner.step("select_confidence", os.path.join(paths.select_confidence, "selected.json"), "purify_net.py",
+                "select", "--by", "teacher-confidence", "--pseudo-labels", pool_labels,
+                "--output-dir", paths.select_confidence, "--config-file", PU_YAML, *benchmark_opts(args))
+    _label(args, paths, runner, "confidence", "--selection", os.path.join(paths.select_confidence, "selected.json"))
+    runner.step("negative_scenes", os.path.join(paths.pool_truth, "negative_scenes.json"), "evaluate_pool_truth.py",
+                "negative-scenes", "--pseudo-labels", pool_labels, "--score-thresh", "0.5",
+                "--output-dir", paths.pool_truth, "--config-file", TEACHER_YAML, *benchmark_opts(args))
+    oracle = os.path.join(paths.labels, "oracle")
+    runner.step("label_oracle", os.path.join(oracle, "diagnostics.json"), "evaluate_pool_truth.py", "oracle-labels",
+                "--dataset", POOL, "--k", str(args.num_labeled), "--seed", str(args.seed), "--output-dir", oracle,
+                "--taus", *TAUS, "--config-file", TEACHER_YAML, *benchmark_opts(args))
+
+
+def _train_student(args, paths, row, runner):
+    out = os.path.join(paths.students, row.key)
+    runner.step(f"student_{row.key}", os.path.join(out, "eval_results.json"), "train_net.py",
+                *student_args(args, row, _weights(paths.teacher), paths.labels, out))
+
+
+def _train_teacher_2x(args, paths, runner):
+    runner.step(TEACHER_2X, os.path.join(paths.teacher_2x, "eval_results.json"), "train_net.py",
+                *teacher_args(args, paths.teacher_2x, 2 * args.teacher_iters))
+
+
+def stage_students(args, paths, runner):
+    chosen = set(args.rows.split(","))
+    # the longest training first, so that it does not run alone at the end
+    calls = [functools.partial(_train_teacher_2x, args, paths)] if TEACHER_2X in chosen else []
+    calls += [functools.partial(_train_student, args, paths, row) for row in ROWS if row.key in chosen]
+    runner.in_parallel(*calls)
+
+
+def stage_report(args, paths, runner):
+    """The gallery (random vs PU-selected, the paper's Figure 3), the region head's score histogram, and
+    results.json / results.md (printed)."""
+    galleries = [os.path.join(paths.labels, name, "pseudo_labels.json") for name in ("random", "pu")]
+    if all(map(runner.will_exist, galleries)):
+        runner.step("gallery", None, "purify_net.py", "gallery", *galleries,
+                    "--titles", "random (U^R)", "PU-selected (U^P)", "--output",
+                    os.path.join(args.output_dir, "gallery.png"), "--seed", str(args.seed))
+    if runner.dry_run:
+        return
+    histogram = os.path.join(paths.select_region, "score_histogram.png")
+    if os.path.isfile(histogram):
+        shutil.copyfile(histogram, os.path.join(args.output_dir, "score_histogram.png"))
+    print(f"\n{write_report(args, paths)}\n")
+
+
+# the stages in the order they run
+STAGES = {"teacher": stage_teacher, "pu": stage_pu, "select": stage_select, "label": stage_label,
+          "students": stage_students, "report": stage_report}

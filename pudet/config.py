@@ -155,15 +155,16 @@ def add_pudet_config(cfg):
     # teacher's weights (where L_kdr is 0 up to rounding) is kicked off it at every step; beta > 0 makes the
     # gradient vanish there (see README, self-distillation)
     _C.MODEL.PUDET.KDR_BETA = 0.0
-    # L_kdr's reading of Eq. 15: "min" (as written: the nearer of the teacher's and the ground truth's deltas is
-    # the target) or "bounded" (the ground truth is the target wherever the student is not better than the
-    # teacher by KDR_MARGIN: the teacher bounds, never guides; Chen et al. 2017)
-    _C.MODEL.PUDET.KDR_MODE = "min"
+    # L_kdr's reading of Eq. 15: "bounded", the ground truth is the target wherever the student is not better
+    # than the teacher by KDR_MARGIN (the bound the paper's text describes, Chen et al. 2017: a wrong teacher box
+    # is never a target); "min", as written: the nearer of the teacher's and the ground truth's deltas
+    _C.MODEL.PUDET.KDR_MODE = "bounded"
     # m of the "bounded" reading, in the distance of KDR_BETA
     _C.MODEL.PUDET.KDR_MARGIN = 0.0
-    # what L_kdr's sum over the foreground proposals is divided by: "foreground" (their number, Eq. 15) or
-    # "sampled" (the number of the teacher's sampled proposals, as detectron2's box loss is averaged)
-    _C.MODEL.PUDET.KDR_NORMALIZER = "foreground"
+    # what L_kdr's sum over the foreground proposals is divided by: "sampled", the number of the teacher's
+    # sampled proposals, as detectron2's own box loss is averaged; "foreground", their foreground count (Eq. 15
+    # as written), which weighs each box several times L_det's and drowns what pool images add
+    _C.MODEL.PUDET.KDR_NORMALIZER = "sampled"
     # psi: the imitation mask keeps anchors with IoU > psi * (the box's max IoU on that level)
     _C.MODEL.PUDET.IMITATION_PSI = 0.5
     # deprecated: DATASETS.PSEUDO_SCORE_THRESH (still honoured where set, with a warning; None = not set)

@@ -9,7 +9,7 @@ import statistics
 from tabulate import tabulate
 
 from .checks import check_claims, check_miniature, noise
-from .rows import NOISE_ROWS, ROWS, VAL
+from .rows import NOISE_ROWS, ROWS, VAL, row_folder
 from .settings import STAGE_NAMES, read_json
 
 
@@ -73,7 +73,7 @@ def ap_section(args, paths):
         rows.append(["Teacher D_t, 2x iterations (L)", "-", "-", "-", *(teacher_2x[m] for m in metrics)])
     ap = {}
     for row in ROWS:
-        path = os.path.join(paths.students, row.key, "eval_results.json")
+        path = os.path.join(row_folder(args, paths, row), "eval_results.json")
         if not os.path.isfile(path):
             print(f"row '{row.key}' has no results yet ({path}): run the students stage for it")
             continue
@@ -85,6 +85,8 @@ def ap_section(args, paths):
             n_u, thr = diag["taus"][0]["images"], row.tau
             boxes = next(r["boxes"] for r in diag["taus"] if r["tau"] == thr)
         label = row.label.format(seed=args.seed + row.seed_offset)
+        if row_folder(args, paths, row) == paths.teacher:
+            label += " = the teacher"
         rows.append([label, n_u, thr, boxes, *(student[m] for m in metrics)])
     text = [tabulate(rows, headers=headers, tablefmt="github", floatfmt=".1f")]
     if teacher_2x is None:

@@ -352,7 +352,8 @@ def test_report_reads_the_stages_summaries(tiny_benchmark, tmp_path, capsys):
     """The report tabulates what the stages wrote (files made here by hand), and nothing else."""
     _, folder = tiny_benchmark
     # students started from the teacher's weights: the labeled-only row is a training of its own
-    args = settings.parse_args(["--output-dir", str(tmp_path), "--rows", "baseline,pu_0.5", "--student-start", "teacher"])
+    args = settings.parse_args(["--output-dir", str(tmp_path), "--rows", "baseline,pu_0.5",
+                                "--student-start", "teacher"])
     p = Paths.of(args.output_dir)
 
     bbox = {"AP": 40.0, "AP50": 60.0, "AP75": 42.0, "APs": 41.0, "APm": 30.0}

@@ -432,6 +432,7 @@ def test_report_reads_the_stages_summaries(tiny_benchmark, tmp_path, capsys):
     assert list(times["stages"]) == ["teacher", "pu", "label", "report"]  # the report: its gallery
     assert times["total"] == pytest.approx(200.0 + times["stages"]["report"])
     assert times["untimed steps"] == []
+    assert times["total in teacher iterations"] == pytest.approx(times["total"] / 0.3)
     out = capsys.readouterr().out
     assert "estimated 0.248 (bbe on the region head's out-of-fold scores; Elkan-Noto there 0.520)" in out
     assert "training SEED 0 / 1 / 2 (same data): 41.0 / 41.5 / 40.8; spread (max - min) 0.7" in out

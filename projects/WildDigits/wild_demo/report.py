@@ -171,8 +171,11 @@ def time_section(args, paths):
     yardstick = (f"device: {args.device}; the teacher's seconds per iteration (median of its metrics.json; the "
                  "machine's yardstick): " + ("not recorded" if per_iter is None else f"{per_iter:.3f}")
                  + f"; time of every step: {total / 60:.1f} min"
+                 + ("" if not per_iter else f" = {total / per_iter:.0f} teacher iterations (machines differ about 2x "
+                                            "in speed: this is the time in the machine's own units)")
                  + (f"; not timed, so left out (finished by an older run): {', '.join(untimed)}" if untimed else ""))
-    return {"time": {"teacher seconds/iteration": per_iter, "stages": times, "total": total, "untimed steps": untimed},
+    return {"time": {"teacher seconds/iteration": per_iter, "stages": times, "total": total,
+                     "total in teacher iterations": total / per_iter if per_iter else None, "untimed steps": untimed},
             "text": [yardstick, tabulate(time_rows, headers=["stage (wall time of its steps)", "seconds", "%"],
                                          tablefmt="github", floatfmt=".0f")]}
 

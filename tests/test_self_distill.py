@@ -117,6 +117,27 @@ def test_switches_and_weights(teacher_r34):
     assert losses["loss_kdc"].item() == 0.0  # lambda = 0
 
 
+def test_kdr_normalizer_and_mode(teacher_r34):
+    """L_kdr over the teacher's sampled proposals (the default) is L_kdr over their foreground (Eq. 15) times the
+    foreground share of the sampled proposals; the bounded reading penalises only the proposals where the
+    student is farther from the ground truth than the teacher (``distill/kdr_student_worse`` of them)."""
+    kdr, scalars = {}, {}
+    for mode, normalizer in (("min", "foreground"), ("min", "sampled"), ("bounded", "sampled")):
+        model = _student(teacher_r34, "MODEL.PUDET.KDR_MODE", mode, "MODEL.PUDET.KDR_NORMALIZER", normalizer).train()
+        torch.manual_seed(7)
+        with EventStorage() as storage:
+            kdr[mode, normalizer] = model(_batch())["loss_kdr"].item()
+            scalars[mode, normalizer] = {k: v[0] for k, v in storage.latest().items()}
+    s = scalars["min", "sampled"]
+    fg, bg = s["distill/roi_head/num_fg_samples"], s["distill/roi_head/num_bg_samples"]
+    assert 0 < fg and kdr["min", "foreground"] > 0
+    assert kdr["min", "sampled"] == pytest.approx(kdr["min", "foreground"] * fg / (fg + bg), rel=1e-5)
+    assert 0.0 <= s["distill/kdr_teacher_nearer"] <= 1.0 and 0.0 <= s["distill/kdr_student_worse"] <= 1.0
+    assert (kdr["bounded", "sampled"] > 0) == (s["distill/kdr_student_worse"] > 0)
+    with pytest.raises(ValueError, match="KDR_MODE"):
+        _student(teacher_r34, "MODEL.PUDET.KDR_MODE", "nearest")
+
+
 def test_inference_is_the_students(teacher_r34):
     model = _student(teacher_r34).eval()
     plain = GeneralizedRCNN(_cfg(os.path.join(WD_CONFIGS, "Base-WildDigits.yaml")))

@@ -10,13 +10,22 @@ __all__ = ["add_pudet_config", "check_config", "get_pudet_cfg", "pseudo_score_th
 
 def add_pudet_config(cfg):
     """Adds pudet's keys, with their defaults, to ``cfg`` (a detectron2 ``get_cfg()``). Idempotent."""
-    _C = cfg
-    if "WILD_DIGITS" in _C:
+    if "WILD_DIGITS" in cfg:
         return cfg
+    _add_wild_digits_config(cfg)
+    _add_glyph_pretrain_config(cfg)
+    _add_pu_config(cfg)
+    _add_region_pu_config(cfg)
+    _add_self_distill_config(cfg)
+    _add_pseudo_label_config(cfg)
+    return cfg
 
-    # The built-in wild-digits benchmark (pudet.data.datasets.wild_digits): registered as
-    # "wild_digits_train" (labeled set L), "wild_digits_pool" (unlabeled pool U, hidden truth kept
-    # apart for evaluation) and "wild_digits_val" by every pudet tool. The same values give the same files.
+
+def _add_wild_digits_config(cfg):
+    """The built-in wild-digits benchmark (pudet.data.datasets.wild_digits): registered as "wild_digits_train"
+    (the labeled set L), "wild_digits_pool" (the unlabeled pool U, its hidden truth kept apart for evaluation)
+    and "wild_digits_val" by every pudet tool. The same values give the same files."""
+    _C = cfg
     _C.WILD_DIGITS = CN()
     # folder holding the built benchmarks; "" = $DETECTRON2_DATASETS/wild_digits
     _C.WILD_DIGITS.ROOT = ""
@@ -37,14 +46,17 @@ def add_pudet_config(cfg):
     _C.WILD_DIGITS.OBJECT_CENTRIC_FRACTION = 0.5
     # fraction of the other scenes (L, val, the rest of the pool) drawn as close-ups of 1-2 large objects
     _C.WILD_DIGITS.LARGE_FRACTION = 0.2
-    # the unknown things' families, as weights: printed letters and symbols, shapes, unknown digits (most of
-    # ImageNet's pictures show other kinds of things than COCO's classes)
+    # the unknown things' families, as weights: printed letters and symbols, shapes, unknown digits
     _C.WILD_DIGITS.UNKNOWN_MIX = [0.55, 0.25, 0.20]
     # the digit classes the detector is taught; the other digits appear only as unlabeled "things in the wild"
     _C.WILD_DIGITS.KNOWN_CLASSES = [0, 1, 2, 3, 4]
-    # The benchmark's own "ImageNet pretraining" (pudet.engine.pretrain): the detector's bottom-up ResNet
-    # pretrained on classifying crops of every glyph class (digits, letters, symbols, shapes), built once and
-    # cached beside the benchmark under a hash of these keys and the backbone's architecture
+
+
+def _add_glyph_pretrain_config(cfg):
+    """The benchmark's own "ImageNet pretraining" (pudet.engine.pretrain): the detector's bottom-up ResNet
+    pretrained on classifying crops of every glyph class (digits, letters, symbols, shapes), built once and cached
+    beside the benchmark under a hash of these keys and the backbone's architecture."""
+    _C = cfg
     _C.WILD_DIGITS.PRETRAIN = CN()
     # tools/train_net.py starts from it (sets MODEL.WEIGHTS) when MODEL.WEIGHTS is ""
     _C.WILD_DIGITS.PRETRAIN.ENABLED = False
@@ -53,15 +65,17 @@ def add_pudet_config(cfg):
     # number of distinct crops (drawn again each epoch) and their side in pixels
     _C.WILD_DIGITS.PRETRAIN.NUM_IMAGES = 20000
     _C.WILD_DIGITS.PRETRAIN.CROP_SIZE = 32
-    # AdamW, linear warmup then cosine decay (from scratch, 200 iterations: AdamW lr 0.002 4.4% accuracy on
-    # the 99 classes, SGD lr 0.1 1.9%, SGD lr 0.1 with BatchNorm 4.1%; 800 / 2400 iterations: held-out
-    # accuracy 51% / 77%, 25 / 75 s on the idle 2-core machine; measured)
+    # the training: AdamW, linear warmup then cosine decay over ITERS iterations of BATCH_SIZE crops
     _C.WILD_DIGITS.PRETRAIN.ITERS = 2400
     _C.WILD_DIGITS.PRETRAIN.BATCH_SIZE = 64
     _C.WILD_DIGITS.PRETRAIN.BASE_LR = 0.002
     _C.WILD_DIGITS.PRETRAIN.WEIGHT_DECAY = 0.0001
 
-    # The PU classifier N_pu (pudet.modeling.pu_classifier) and its training/selection (tools/purify_net.py).
+
+def _add_pu_config(cfg):
+    """The PU classifier N_pu (pudet.modeling.pu_classifier), its training and the selection
+    (tools/purify_net.py)."""
+    _C = cfg
     _C.PU = CN()
     # datasets of labeled images: the positive set L
     _C.PU.LABELED_DATASETS = ("wild_digits_train",)
@@ -102,13 +116,17 @@ def add_pudet_config(cfg):
     # (multiple-instance learning: one known object among clutter makes the image positive)
     _C.PU.POOLING = "avg"
     # the classifier: "image" (the paper's: backbone, pooling, linear head; trained by PUTrainer) or "region"
-    # (the frozen detector's proposals scored one by one, the image's score = the best region's:
-    # pudet.modeling.region_pu, trained on cached region features by pudet.engine.region_pu)
+    # (the frozen detector's proposals scored one by one, the image's score = the best region's: PU.REGION)
     _C.PU.HEAD = "image"
     # detector checkpoint whose backbone (bottom-up, or the whole FPN when MODEL.BACKBONE.NAME builds
-    # one) initialises the classifier; "" = none
+    # one) initialises the classifier; "" = none. The region head reads this detector's regions (required)
     _C.PU.INIT_FROM_DETECTOR = ""
-    # The region head (PU.HEAD "region"); its detector's weights are PU.INIT_FROM_DETECTOR (required).
+
+
+def _add_region_pu_config(cfg):
+    """The region head (``PU.HEAD: region``, pudet.modeling.region_pu): the frozen detector of
+    ``PU.INIT_FROM_DETECTOR`` proposes regions, a small head scores each, an image scores as its best region."""
+    _C = cfg
     _C.PU.REGION = CN()
     # yaml of that detector (e.g. the teacher's config); "" = this config, built as a GeneralizedRCNN
     _C.PU.REGION.DETECTOR_CONFIG = ""
@@ -123,9 +141,7 @@ def add_pudet_config(cfg):
     # where region features are cached; "" = OUTPUT_DIR/features
     _C.PU.REGION.FEATURE_DIR = ""
     # what the head reads of each region: "logprobs" = the detector's K + 1 class log-probabilities only;
-    # "box+logprobs" = also its box-head feature (FC_DIM values). The box-head feature also tells L's scenes
-    # from the pool's look, a shortcut a PU head learns instead of "holds a known object" (projects/WildDigits/
-    # README.md: pool AUC and prior, seeds 0-2)
+    # "box+logprobs" = also its box-head feature (FC_DIM values)
     _C.PU.REGION.FEATURES = "logprobs"
     # the class prior (PU.PRIOR -1): each estimator's median over this many cross-fits (other folds, head seeds)
     _C.PU.REGION.PRIOR_REPEATS = 5
@@ -137,8 +153,11 @@ def add_pudet_config(cfg):
     _C.PU.REGION.WEIGHT_DECAY = 1e-4
     _C.PU.REGION.BATCH_BAGS = 64
 
-    # Self-distillation (pudet.modeling.self_distill, MODEL.META_ARCHITECTURE "SelfDistillRCNN"):
-    # L = L_det + HINT_WEIGHT * L_hint + KD_WEIGHT * (L_kdc + L_kdr)  (paper Eq. 8)
+
+def _add_self_distill_config(cfg):
+    """Self-distillation (pudet.modeling.self_distill, ``MODEL.META_ARCHITECTURE: SelfDistillRCNN``):
+    L = L_det + HINT_WEIGHT * L_hint + KD_WEIGHT * (L_kdc + L_kdr)  (paper Eq. 8)."""
+    _C = cfg
     _C.MODEL.PUDET = CN()
     # yaml of the frozen teacher D_t (a GeneralizedRCNN, e.g. of another depth); "" = the student's own config
     _C.MODEL.PUDET.TEACHER_CONFIG = ""
@@ -150,10 +169,8 @@ def add_pudet_config(cfg):
     _C.MODEL.PUDET.KD_WEIGHT = 1.0
     # T: distillation temperature of L_kdc (Eqs. 12-13)
     _C.MODEL.PUDET.TEMPERATURE = 2.0
-    # beta of the smooth L1 that measures L_kdr's two distances (Eq. 15); 0 = the paper's L1. An L1's gradient
-    # keeps its full size however close the student is to the teacher, so a student that starts from the
-    # teacher's weights (where L_kdr is 0 up to rounding) is kicked off it at every step; beta > 0 makes the
-    # gradient vanish there (see README, self-distillation)
+    # beta of the smooth L1 that measures L_kdr's two distances (Eq. 15); 0 = the paper's L1, > 0 = a
+    # gradient that vanishes as the student's box nears the target
     _C.MODEL.PUDET.KDR_BETA = 0.0
     # L_kdr's reading of Eq. 15: "bounded", the ground truth is the target wherever the student is not better
     # than the teacher by KDR_MARGIN (the bound the paper's text describes, Chen et al. 2017: a wrong teacher box
@@ -174,7 +191,10 @@ def add_pudet_config(cfg):
     _C.MODEL.PUDET.KDC_ON = True
     _C.MODEL.PUDET.KDR_ON = True
 
-    # Training on L and pseudo-labelled U^P (pudet.data.build.build_expanded_train_loader).
+
+def _add_pseudo_label_config(cfg):
+    """Training on L and pseudo-labelled U^P (pudet.data.build.build_expanded_train_loader)."""
+    _C = cfg
     # pseudo-label files written by `purify_net.py label`, trained on beside DATASETS.TRAIN (the labeled set)
     _C.DATASETS.TRAIN_PSEUDO = ()
     # tau: pseudo-boxes scoring below this are dropped when a pseudo-label file is loaded (paper: 0.5)
@@ -191,7 +211,6 @@ def add_pudet_config(cfg):
     _C.DATALOADER.LABELED_BATCHES = 1
     # colour jitter of pseudo-labelled images: brightness, contrast, saturation factors in [1 - j, 1 + j]
     _C.INPUT.PSEUDO_COLOR_JITTER = 0.4
-    return cfg
 
 
 def get_pudet_cfg(config_file: str = "", opts=()) -> CN:

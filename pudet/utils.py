@@ -1,7 +1,10 @@
 """Small helpers shared across pudet."""
 import os
+import platform
 
-__all__ = ["atomic_write"]
+import torch
+
+__all__ = ["atomic_write", "machine_summary"]
 
 
 def atomic_write(path: str, write_fn, mode: str = "w") -> None:
@@ -15,3 +18,9 @@ def atomic_write(path: str, write_fn, mode: str = "w") -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def machine_summary() -> str:
+    """The processor, its cores, torch's version and threads: what a measured speed is read against."""
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads)")

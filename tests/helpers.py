@@ -3,9 +3,7 @@ overrides, loading a tool script as a module, a small PU classifier config, and 
 import importlib.util
 import os
 
-from detectron2.config import get_cfg
-
-from pudet import add_pudet_config
+from pudet.config import get_pudet_cfg
 from pudet.data.datasets import WildDigitsSpec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,19 +44,14 @@ def teacher_cfg(tiny_root, *opts):
     """The benchmark teacher's config on the tiny benchmark (plus ``opts``), its datasets registered."""
     from pudet.data import register_datasets
 
-    cfg = get_cfg()
-    add_pudet_config(cfg)
-    cfg.merge_from_file(TEACHER_YAML)
-    cfg.merge_from_list(tiny_opts(tiny_root) + list(opts))
+    cfg = get_pudet_cfg(TEACHER_YAML, tiny_opts(tiny_root) + list(opts))
     register_datasets(cfg)
     return cfg
 
 
 def pu_cfg():
     """The benchmark's PU classifier config on 32x32 inputs, randomly initialised, prior 0.3."""
-    cfg = get_cfg()
-    add_pudet_config(cfg)
-    cfg.merge_from_file(os.path.join(WD_CONFIGS, "pu_R18_nnpu.yaml"))
+    cfg = get_pudet_cfg(os.path.join(WD_CONFIGS, "pu_R18_nnpu.yaml"))
     cfg.PU.INPUT_SIZE = 32
     cfg.PU.INIT_FROM_DETECTOR = ""
     cfg.PU.PRIOR = 0.3

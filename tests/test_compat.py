@@ -64,7 +64,7 @@ def test_coco_evaluator_runs_a_fast_implementation_on_every_build(tiny_benchmark
 
 
 def _benchmark_tool():
-    return load_script("tools", "benchmark.py")
+    return load_script("tools", "benchmark_coco_eval.py")
 
 
 def test_fast_cocoeval_gives_pycocotools_ap_table():

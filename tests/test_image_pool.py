@@ -1,9 +1,10 @@
+import logging
 import os
 
 import pytest
 from detectron2.data import DatasetCatalog
 
-from pudet.data.datasets import list_pool_images, register_image_pool
+from pudet.data.datasets import IMAGE_EXTENSIONS, list_pool_images, register_image_pool
 
 
 def _touch(path, content=b"x"):
@@ -38,6 +39,22 @@ def test_folder_listing_nested_sorted_non_images_ignored(pool_dir, tmp_path):
         "n01443537/n01443537_2.JPEG",
     ]
     assert all(os.path.isabs(p) for p in paths)
+
+
+def test_listing_says_which_files_it_skipped_and_why(pool_dir, tmp_path, caplog):
+    _touch(os.path.join(pool_dir, "n01443537", "anim.gif"))
+    _touch(os.path.join(pool_dir, "n01440764", "zz.GIF"))
+    cache = str(tmp_path / "cache")
+    for listing in ("walked", "cached"):  # a cached listing says it again
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="pudet"):
+            assert len(list_pool_images(pool_dir, cache_dir=cache)) == 7, listing
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warnings == [
+            f"Image pool {pool_dir}: 5 files skipped: 2 .gif: not an image type the pool reads (e.g. "
+            "n01440764/zz.GIF); 1 .txt: not an image type the pool reads (e.g. n01440764/notes.txt); 1 hidden (the "
+            "name starts with '.') (e.g. n01440764/.hidden.jpg); 1 no extension: not an image type the pool reads "
+            f"(e.g. LICENSE). Pool images are files ending in {', '.join(IMAGE_EXTENSIONS)}"], listing
 
 
 def test_listing_cache_is_reused_until_the_folder_changes(pool_dir, tmp_path, monkeypatch):

@@ -72,8 +72,9 @@ def test_label_tool_writes_a_coco_file_with_scores(teacher, tiny_root, tmp_path)
     # the gallery of two label files, side by side
     tool.main(_label_args(tool, tiny_root, weights, str(tmp_path / "all")))
     gallery = str(tmp_path / "gallery.png")
-    tool.main(tool.parse_args(["gallery", path, str(tmp_path / "all" / "pseudo_labels.json"),
-                               "--titles", "random", "all", "--output", gallery, "--num-images", "2"]))
+    visualize = load_script("tools", "visualize_pseudo_labels.py")
+    visualize.main(visualize.parse_args([path, str(tmp_path / "all" / "pseudo_labels.json"), "--titles", "random",
+                                         "all", "--output", gallery, "--num-images", "2"]))
     assert os.path.getsize(gallery) > 1000
 
 

@@ -5,13 +5,12 @@ import shutil
 
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
 
-import pudet
+from pudet.config import get_pudet_cfg
 from pudet.data import register_datasets
 from pudet.data.build import register_pu_splits
-from pudet.engine import purification
+from pudet.engine import prior as engine_prior
 from pudet.evaluation.ranking import ranking_metrics
 from pudet.modeling import load_checkpoint
 
@@ -154,7 +153,7 @@ def test_train_resumes_with_the_same_prior(trained, tiny_root, tmp_path, monkeyp
     def estimate(*args):
         raise AssertionError("the prior was estimated again")
 
-    monkeypatch.setattr(purification, "estimate_prior_from_splits", estimate)
+    monkeypatch.setattr(engine_prior, "estimate_prior_from_splits", estimate)
     results = tool.main(tool.parse_args(["train", "--resume", *_opts(tiny_root, resumed), "SOLVER.MAX_ITER", "5"]))
     with open(os.path.join(resumed, "log.txt")) as f:
         log = f.read()
@@ -165,10 +164,8 @@ def test_train_resumes_with_the_same_prior(trained, tiny_root, tmp_path, monkeyp
 
 def test_two_pu_configurations_in_one_process(tiny_benchmark, tiny_root):
     def cfg(prefix, fraction):
-        c = get_cfg()
-        pudet.add_pudet_config(c)
-        c.merge_from_file(os.path.join(WD_CONFIGS, "pu_R18_nnpu.yaml"))
-        c.merge_from_list([*tiny_opts(tiny_root), "PU.SPLITS_PREFIX", prefix, "PU.HOLDOUT_FRACTION", str(fraction)])
+        c = get_pudet_cfg(os.path.join(WD_CONFIGS, "pu_R18_nnpu.yaml"),
+                          [*tiny_opts(tiny_root), "PU.SPLITS_PREFIX", prefix, "PU.HOLDOUT_FRACTION", str(fraction)])
         register_datasets(c)
         return c
 

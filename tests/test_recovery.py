@@ -423,19 +423,19 @@ def test_export_student_refuses_a_pu_classifier_checkpoint(pu_weights, tmp_path)
 
 
 def test_prior_of_another_job_is_refused(tmp_path, monkeypatch):
-    from pudet.engine import purification
+    from pudet.engine import prior as engine_prior
 
     cfg = pu_cfg()
     cfg.PU.PRIOR = -1.0
     cfg.OUTPUT_DIR = str(tmp_path)
     cfg.freeze()
-    monkeypatch.setattr(purification, "estimate_prior_from_splits", lambda cfg_, built: {"prior": 0.2})
-    monkeypatch.setattr(purification.PUTrainer, "build_model", classmethod(lambda cls, cfg_: None))
-    assert purification.resolve_prior(cfg).PU.PRIOR == 0.2
-    assert purification.resolve_prior(cfg).PU.PRIOR == 0.2  # the same job: prior.json reused
+    monkeypatch.setattr(engine_prior, "estimate_prior_from_splits", lambda cfg_, built: {"prior": 0.2})
+    monkeypatch.setattr(engine_prior.PUTrainer, "build_model", classmethod(lambda cls, cfg_: None))
+    assert engine_prior.resolve_prior(cfg).PU.PRIOR == 0.2
+    assert engine_prior.resolve_prior(cfg).PU.PRIOR == 0.2  # the same job: prior.json reused
     other = cfg.clone()
     other.defrost()
     other.PU.UNLABELED_DATASETS = ("pool:/data/other",)
     with pytest.raises(ValueError, match=r"another job \(unlabeled \(\['wild_digits_pool'\] there, "
                                          r"\['pool:/data/other'\] now\)\)"):
-        purification.resolve_prior(other)
+        engine_prior.resolve_prior(other)

@@ -5,11 +5,10 @@ import os
 import numpy as np
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.modeling import GeneralizedRCNN
 from detectron2.structures import Boxes, BoxMode
 
-from pudet import add_pudet_config
+from pudet.config import get_pudet_cfg
 from pudet.data import register_datasets
 from pudet.data.mappers import ObjectCropMapper
 from pudet.engine.region_pu import (
@@ -167,10 +166,7 @@ def test_object_crop_zooms_on_the_object(tmp_path):
 
 
 def _region_cfg(tiny_root, out, detector):
-    cfg = get_cfg()
-    add_pudet_config(cfg)
-    cfg.merge_from_file(os.path.join(WD_CONFIGS, "pu_R18_region.yaml"))
-    cfg.merge_from_list([
+    cfg = get_pudet_cfg(os.path.join(WD_CONFIGS, "pu_R18_region.yaml"), [
         *tiny_opts(tiny_root), "PU.INIT_FROM_DETECTOR", detector, "PU.HOLDOUT_FRACTION", "0.25", "PU.REGION.TOPK", "4",
         "PU.REGION.ITERS", "20", "PU.REGION.BATCH_BAGS", "4", "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", out,
     ])
@@ -180,13 +176,28 @@ def _region_cfg(tiny_root, out, detector):
 
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory):
-    cfg = get_cfg()
-    add_pudet_config(cfg)
-    cfg.merge_from_file(os.path.join(WD_CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml"))
+    cfg = get_pudet_cfg(os.path.join(WD_CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml"))
     torch.manual_seed(0)
     path = str(tmp_path_factory.mktemp("det") / "model_final.pth")
     torch.save({"model": GeneralizedRCNN(cfg).state_dict()}, path)
     return path
+
+
+def test_select_without_a_detector_names_the_key_that_sets_it(tiny_benchmark, tiny_root, tmp_path):
+    """The region head reads a detector's regions: select without one says to set PU.INIT_FROM_DETECTOR (not
+    the student's MODEL.PUDET.TEACHER_WEIGHTS)."""
+    head = str(tmp_path / "pu" / "model_final.pth")
+    os.makedirs(os.path.dirname(head))
+    save_region_head(RegionPUHead(6), head, prior=0.3, scales=[1.0, 0.5], topk=4)
+    tool = load_script("tools", "purify_net.py")
+    for missing in ("", str(tmp_path / "gone" / "model_final.pth")):
+        with pytest.raises(FileNotFoundError) as error:
+            tool.main(tool.parse_args(["select", "--weights", head, "--config-file",
+                                       os.path.join(WD_CONFIGS, "pu_R18_region.yaml"), *tiny_opts(tiny_root),
+                                       "PU.INIT_FROM_DETECTOR", missing, "PU.REGION.TOPK", "4",
+                                       "OUTPUT_DIR", str(tmp_path / "pu")]))
+        assert f"detector weights '{missing}' not found (PU.INIT_FROM_DETECTOR)" in str(error.value)
+        assert "TEACHER_WEIGHTS" not in str(error.value)
 
 
 def test_extractor_bags_match_the_detector(tiny_benchmark, tiny_root, detector, tmp_path):

@@ -7,12 +7,8 @@ plain detectron2 checkpoint of the student, which a GeneralizedRCNN or DefaultPr
 (tools/train_net.py already writes OUTPUT_DIR/model_final_student.pth at the end of training.)
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from pudet.modeling.self_distill import export_student  # noqa: E402
+from pudet.modeling.self_distill import export_student
 
 
 def main(argv=None):

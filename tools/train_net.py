@@ -9,44 +9,26 @@ With no --config-file it trains the teacher of the built-in wild-digits benchmar
 
 The final evaluation is printed as a table and saved to OUTPUT_DIR/eval_results.json.
 """
-import logging
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-import pudet  # noqa: E402  (applies pudet.compat before detectron2 is used)
+import pudet  # noqa: F401  (applies pudet.compat before detectron2 is used)
 
 # isort: split
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
-from detectron2.config import get_cfg  # noqa: E402
-from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
-from detectron2.utils import comm  # noqa: E402
-from detectron2.utils.logger import setup_logger  # noqa: E402
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.engine import default_argument_parser, launch
+from detectron2.utils import comm
 
-from pudet.config import check_config  # noqa: E402
-from pudet.data import register_datasets  # noqa: E402
-from pudet.engine import DetectionTrainer, resolve_pretrained_weights  # noqa: E402
-from pudet.evaluation import results_table, save_results  # noqa: E402
+from pudet.engine import DetectionTrainer, resolve_pretrained_weights, setup_cfg
+from pudet.evaluation import results_table, save_results
 
 DEFAULT_CONFIG = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml"
 )
-logger = logging.getLogger("pudet.train_net")
 
 
 def setup(args):
-    cfg = get_cfg()
-    pudet.add_pudet_config(cfg)
-    cfg.merge_from_file(args.config_file or DEFAULT_CONFIG)
-    cfg.merge_from_list(args.opts)
-    resolve_pretrained_weights(cfg)  # the benchmark's glyph-pretrained backbone, when WILD_DIGITS.PRETRAIN.ENABLED
-    cfg.freeze()
-    default_setup(cfg, args)
-    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="pudet")
-    register_datasets(cfg)
-    check_config(cfg, args.config_file)
-    return cfg
+    # the benchmark's glyph-pretrained backbone, when WILD_DIGITS.PRETRAIN.ENABLED and MODEL.WEIGHTS is empty
+    return setup_cfg(args, DEFAULT_CONFIG, edit=resolve_pretrained_weights)
 
 
 def main(args):

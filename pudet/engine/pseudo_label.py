@@ -10,12 +10,18 @@ from typing import Dict, List
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.modeling import build_model
+from detectron2.utils import comm
 
-from ..data.chunked import Unreadable, finished_chunks, run_chunked, write_unreadable
+from ..data.chunked import Unreadable, describe_job, finished_chunks, run_chunked, write_unreadable
+from ..data.mappers import InferenceMapper
+from ..evaluation.pseudo_labels import label_diagnostics
+from ..modeling.checkpoint import load_weights_strictly
 from ..utils import atomic_write
+from .region_pu import box_pu_scorer
 
 __all__ = ["teacher_categories", "label_images", "merge_pseudo_labels", "write_pseudo_labels", "finish_pseudo_labels",
-           "random_subset", "selection_dicts", "label_source"]
+           "random_subset", "selection_dicts", "label_source", "pseudo_label"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,3 +140,41 @@ def label_source(*, selection: str = "", dataset: str = "", random: int = 0, see
     if not random:
         return dicts, dataset, f"dataset {dataset}"
     return random_subset(dicts, random, seed), dataset, f"{random} random images of {dataset} (seed {seed})"
+
+
+def pseudo_label(cfg, *, weights: str, selection: str = "", dataset: str = "", random: int = 0, seed: int = 0,
+                 pu_weights: str = "", pu_thresh: float = 0.0, taus=(0.5, 0.7, 0.9), batch_size: int = 8,
+                 chunk_size: int = 1024, num_workers=None, overwrite: bool = False, teacher_config: str = ""):
+    """The teacher (``cfg``'s detector with ``weights``) pseudo-labels the images of :func:`label_source` into
+    ``OUTPUT_DIR`` (resumable, sharded); with ``pu_weights`` (a region head trained on this teacher) each box
+    also gets its region PU score. Writes ``pseudo_labels.json``, ``unreadable.tsv`` and the diagnostics
+    (:func:`pudet.evaluation.pseudo_labels.label_diagnostics`, box-level purification at ``pu_thresh`` with
+    ``pu_weights``), and returns the diagnostics on the main process, None on the others."""
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"teacher weights {weights} not found: train it with tools/train_net.py or pass "
+                                "--weights")
+    dicts, dataset, source = label_source(selection=selection, random=random, seed=seed,
+                                          dataset=dataset or cfg.PU.UNLABELED_DATASETS[0])
+    model = build_model(cfg)
+    load_weights_strictly(model, weights)
+    job = describe_job(cfg, weights)
+    if pu_weights:
+        job["pu_weights"] = describe_job(weights=pu_weights)["weights"]
+        model = box_pu_scorer(model, pu_weights, weights)
+    categories = teacher_categories(cfg.DATASETS.TRAIN[0])
+    out = cfg.OUTPUT_DIR
+    label_images(
+        model, dicts, out, mapper=InferenceMapper(cfg), category_ids=[c["id"] for c in categories],
+        batch_size=batch_size, chunk_size=chunk_size,
+        num_workers=cfg.DATALOADER.NUM_WORKERS if num_workers is None else num_workers,
+        rank=comm.get_rank(), world_size=comm.get_world_size(), progress=comm.is_main_process(), job=job,
+        overwrite=overwrite,
+    )
+    comm.synchronize()
+    if not comm.is_main_process():
+        return None
+    info = {"teacher_config": teacher_config, "teacher_weights": weights, "source": source, "dataset": dataset,
+            "min_score": cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST}
+    coco, _ = finish_pseudo_labels(out, len(dicts), chunk_size, categories, info)
+    return label_diagnostics(coco, out, taus=taus, labeled_datasets=cfg.DATASETS.TRAIN,
+                             pu_score_thresh=pu_thresh if pu_weights else None)

@@ -1,93 +1,75 @@
-"""Steps of the purification workflow that tools/purify_net.py runs: class-prior estimation before PU
-training, and scoring a pool with a trained PU classifier."""
-import json
-import logging
+"""The purification steps of ``tools/purify_net.py``: training the PU classifier (the paper's image head, or the
+region head) and choosing U^P from a pool with it (or U^C by the teacher's confidence)."""
 import os
 
-import numpy as np
-import torch
+from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog
+from detectron2.modeling import build_model
 from detectron2.utils import comm
 
-from ..data.build import PUSplits, build_batched_inference_loader
+from ..data.chunked import default_inference_workers, describe_job
 from ..data.mappers import PUDatasetMapper
-from ..evaluation import save_results
-from ..pu.prior import estimate_prior
+from ..modeling.checkpoint import load_weights_strictly
+from ..pu.select import score_pool, select_by_pu_scores, select_by_region_head, select_by_teacher_confidence
+from .prior import resolve_prior
+from .region_pu import score_pool_regions, train_region_pu
 from .trainers import PUTrainer
 
-__all__ = ["pooled_features", "estimate_prior_from_splits", "resolve_prior"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["select_pool", "train_purifier"]
 
 
-def pooled_features(model, dicts, mapper, batch_size: int, num_workers: int) -> np.ndarray:
-    """(N, C) pooled backbone features of the readable images of ``dicts`` (unreadable ones are left out)."""
-    feats = []
-    model.eval()
-    with torch.no_grad():
-        for batch in build_batched_inference_loader(dicts, mapper, batch_size, num_workers):
-            readable = [x for x in batch if "unreadable" not in x]
-            if readable:
-                feats.append(model.features(readable).cpu().numpy())
-    return np.concatenate(feats) if feats else np.zeros((0, 0), np.float32)
+def train_purifier(cfg, *, resume: bool = False, eval_only: bool = False) -> dict:
+    """Trains (or with ``eval_only`` evaluates) the PU classifier of ``cfg.PU.HEAD`` into ``OUTPUT_DIR``, the
+    prior resolved first (:func:`pudet.engine.prior.resolve_prior`). Returns the held-out validation results and
+    the prior used (``{}`` on the other ranks of the region head)."""
+    if cfg.PU.HEAD == "region":
+        return train_region_pu(cfg)
+    cfg = resolve_prior(cfg)
+    if eval_only:
+        model = PUTrainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=resume)
+        results = PUTrainer.test(cfg, model)
+    else:
+        trainer = PUTrainer(cfg)
+        trainer.resume_or_load(resume=resume)
+        results = trainer.train()
+    return {"prior": {"pi_p": {"used": cfg.PU.PRIOR}}, **results}
 
 
-def estimate_prior_from_splits(cfg, model, batch_size: int = 32) -> dict:
-    """Estimate of pi_p (pudet.pu.prior, ``PU.PRIOR_ESTIMATOR``) on the PU classifier's pooled features of the
-    PU training splits: every labeled image and ``PU.PRIOR_SAMPLES`` unlabeled ones (at most that many of
-    each, drawn with a fixed seed). Returns ``{"prior", "estimator", "bbe", "elkan-noto", "c", "n_labeled",
-    "n_unlabeled"}``."""
-    if cfg.PU.PRIOR_ESTIMATOR not in ("bbe", "elkan-noto"):
-        raise ValueError(f"PU.PRIOR_ESTIMATOR must be 'bbe' or 'elkan-noto', got '{cfg.PU.PRIOR_ESTIMATOR}'")
-    rng = np.random.default_rng(0)
-    mapper = PUDatasetMapper(cfg, False)
-    samples = []
-    splits = PUSplits.from_config(cfg)
-    for name in (splits.train_labeled, splits.train_unlabeled):
-        dicts = DatasetCatalog.get(name)
-        if len(dicts) > cfg.PU.PRIOR_SAMPLES:
-            dicts = [dicts[i] for i in np.sort(rng.choice(len(dicts), cfg.PU.PRIOR_SAMPLES, replace=False))]
-        samples.append(pooled_features(model, dicts, mapper, batch_size, cfg.DATALOADER.NUM_WORKERS))
-    estimates = estimate_prior(samples[0], samples[1])
-    prior = estimates[cfg.PU.PRIOR_ESTIMATOR]
-    logger.info(f"Estimated class prior pi_p = {prior:.4f} ({cfg.PU.PRIOR_ESTIMATOR}; BBE {estimates['bbe']:.4f}, "
-                f"Elkan-Noto {estimates['elkan-noto']:.4f}) from {len(samples[0])} labeled and {len(samples[1])} "
-                "unlabeled images")
-    return {"prior": prior, "estimator": cfg.PU.PRIOR_ESTIMATOR, **estimates, "n_labeled": len(samples[0]),
-            "n_unlabeled": len(samples[1])}
-
-
-def prior_job(cfg) -> dict:
-    """What an estimate of the prior depends on: the datasets, their held-out part, the estimator, how many
-    images it samples and the detector whose backbone features it reads."""
-    return {"labeled": list(cfg.PU.LABELED_DATASETS), "unlabeled": list(cfg.PU.UNLABELED_DATASETS),
-            "holdout": [cfg.PU.HOLDOUT_FRACTION, cfg.PU.HOLDOUT_MAX], "estimator": cfg.PU.PRIOR_ESTIMATOR,
-            "samples": cfg.PU.PRIOR_SAMPLES, "detector": cfg.PU.INIT_FROM_DETECTOR}
-
-
-def resolve_prior(cfg):
-    """``cfg`` with ``PU.PRIOR`` resolved: as given when > 0; when -1, the estimate of
-    :func:`estimate_prior_from_splits` on the PU classifier ``PUTrainer.build_model(cfg)`` builds, computed
-    once on rank 0 and kept in ``OUTPUT_DIR/prior.json`` so that ``--resume`` and the other ranks use the same
-    value. The file records what the estimate depends on (:func:`prior_job`): one of another job (other
-    datasets, estimator, samples or detector) is an error, never reused. Returns a frozen clone (``cfg`` itself
-    is not changed)."""
-    if cfg.PU.PRIOR > 0:
-        return cfg
-    path = os.path.join(cfg.OUTPUT_DIR, "prior.json")
-    job = prior_job(cfg)
-    if comm.is_main_process() and not os.path.isfile(path):
-        save_results({**estimate_prior_from_splits(cfg, PUTrainer.build_model(cfg)), "job": job}, path)
+def select_pool(cfg, *, weights: str, dataset: str = "", by: str = "pu", pseudo_labels: str = "", topk=None,
+                threshold=None, batch_size: int = 32, chunk_size: int = 4096, num_workers=None,
+                overwrite: bool = False):
+    """Scores every image of ``dataset`` (default ``PU.UNLABELED_DATASETS[0]``) with the PU classifier
+    ``weights`` (of ``cfg.PU.HEAD``), or with ``by="teacher-confidence"`` by its best box in the pool's
+    ``pseudo_labels``, and writes the selection (the ``topk`` best, or those scoring at least ``threshold``;
+    default K = n_l) to ``OUTPUT_DIR``. Returns the selection's summary on the main process, None on the others."""
+    out = cfg.OUTPUT_DIR
+    if by == "teacher-confidence":
+        if not comm.is_main_process():
+            return None
+        return select_by_teacher_confidence(cfg, pseudo_labels, out, topk=topk, threshold=threshold)
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"PU classifier weights {weights} not found: train it first or pass --weights")
+    dataset = dataset or cfg.PU.UNLABELED_DATASETS[0]
+    dicts = DatasetCatalog.get(dataset)
+    rank, world_size = comm.get_rank(), comm.get_world_size()
+    if cfg.PU.HEAD == "region":
+        # the region bags are cached beside the head's checkpoint (train's OUTPUT_DIR/features)
+        feature_dir = cfg.PU.REGION.FEATURE_DIR or os.path.join(os.path.dirname(weights), "features")
+        scored = score_pool_regions(cfg, weights, dataset, feature_dir=feature_dir, rank=rank, world_size=world_size,
+                                    num_workers=num_workers)
+        if not comm.is_main_process():
+            return None
+        return select_by_region_head(cfg, dataset, dicts, out, scored, topk=topk, threshold=threshold,
+                                     weights=weights)
+    model = build_model(cfg)  # not PUTrainer's: its PU.INIT_FROM_DETECTOR is overwritten by the weights anyway
+    load_weights_strictly(model, weights)
+    score_pool(model, dicts, out, mapper=PUDatasetMapper(cfg, False), batch_size=batch_size,
+               num_workers=default_inference_workers(cfg) if num_workers is None else num_workers,
+               chunk_size=chunk_size, rank=rank, world_size=world_size, progress=comm.is_main_process(),
+               job=describe_job(cfg, weights), overwrite=overwrite)
     comm.synchronize()
-    with open(path) as f:
-        estimate = json.load(f)
-    found = estimate.get("job", job)  # (files of older pudet versions record none)
-    if found != job:
-        diffs = [f"{k} ({found.get(k)} there, {job[k]} now)" for k in job if found.get(k) != job[k]]
-        raise ValueError(f"{path} holds a prior estimated for another job ({'; '.join(diffs)}): delete it to "
-                         "estimate again, or train into another OUTPUT_DIR")
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.PU.PRIOR = estimate["prior"]
-    cfg.freeze()
-    return cfg
+    if not comm.is_main_process():
+        return None
+    return select_by_pu_scores(cfg, dataset, dicts, out, chunk_size=chunk_size, topk=topk, threshold=threshold,
+                               weights=weights)

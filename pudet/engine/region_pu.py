@@ -23,11 +23,11 @@ from ..data.build import _holdout_mask
 from ..data.chunked import Unreadable, finished_chunks, run_chunked
 from ..data.mappers import InferenceMapper, ObjectCropMapper
 from ..modeling.region_pu import BoxPUScorer, RegionFeatureExtractor, RegionPUHead
-from ..modeling.self_distill import build_teacher
+from ..modeling.self_distill import build_frozen_detector
 from ..pu.prior import bbe_prior, elkan_noto_prior
 from ..pu.region import Bags, HeadSchedule, cross_fit_scores, score_bags, train_region_head
 from ..utils import atomic_write
-from .purification import prior_job
+from .prior import prior_job
 
 __all__ = ["build_region_extractor", "extract_bags", "load_bags", "region_bags", "estimate_region_prior",
            "train_region_pu", "save_region_head", "load_region_head", "head_schedule", "positive_bags",
@@ -42,11 +42,9 @@ HEAD_FORMAT = "pudet-region-pu-head-v1"
 def build_region_extractor(cfg) -> RegionFeatureExtractor:
     """The frozen detector of ``PU.REGION.DETECTOR_CONFIG`` (default: ``cfg`` itself as a ``GeneralizedRCNN``)
     with the weights of ``PU.INIT_FROM_DETECTOR`` (loaded strictly), wrapped as a region-feature extractor."""
-    dcfg = cfg.clone()
-    dcfg.defrost()
-    dcfg.MODEL.PUDET.TEACHER_CONFIG = cfg.PU.REGION.DETECTOR_CONFIG
-    dcfg.MODEL.PUDET.TEACHER_WEIGHTS = cfg.PU.INIT_FROM_DETECTOR
-    return RegionFeatureExtractor(build_teacher(dcfg), scales=cfg.PU.REGION.SCALES, topk=cfg.PU.REGION.TOPK)
+    detector = build_frozen_detector(cfg, cfg.PU.REGION.DETECTOR_CONFIG, cfg.PU.INIT_FROM_DETECTOR,
+                                     keys=("PU.REGION.DETECTOR_CONFIG", "PU.INIT_FROM_DETECTOR"))
+    return RegionFeatureExtractor(detector, scales=cfg.PU.REGION.SCALES, topk=cfg.PU.REGION.TOPK)
 
 
 FEATURES = ("logprobs", "box+logprobs")

@@ -9,6 +9,7 @@ from .. import compat
 from ..utils import atomic_write
 from .pool_truth import PoolTruthEvaluator, load_pool_truth
 from .ranking import ranking_metrics
+from .tables import results_table
 
 __all__ = ["PoolTruthEvaluator", "build_evaluator", "load_pool_truth", "ranking_metrics", "results_table",
            "save_results"]
@@ -21,28 +22,6 @@ def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
     if MetadataCatalog.get(dataset_name).get("evaluator_type", None) == "pool_truth":
         return PoolTruthEvaluator(dataset_name)
     return compat.coco_evaluator(dataset_name, output_dir=output_folder)
-
-
-def _metric_groups(results, prefix=""):
-    """Yields (name, {metric: number}) for every innermost dict of a nested results dict."""
-    for key, value in results.items():
-        name = f"{prefix}/{key}" if prefix else str(key)
-        if isinstance(value, dict) and value and isinstance(next(iter(value.values())), dict):
-            yield from _metric_groups(value, name)
-        elif isinstance(value, dict):
-            yield name, value
-
-
-def results_table(results) -> str:
-    """Plain-text tables (one per set of metric names) of detectron2-style results, e.g.
-    ``{"bbox": {"AP": ...}}`` or ``{dataset: {"bbox": {...}}}``, for tools to print."""
-    from tabulate import tabulate
-
-    blocks = {}
-    for name, metrics in _metric_groups(results):
-        blocks.setdefault(tuple(metrics), []).append([name] + list(metrics.values()))
-    tables = [tabulate(rows, headers=["", *keys], tablefmt="github", floatfmt=".2f") for keys, rows in blocks.items()]
-    return "\n\n".join(tables) if tables else "(no results)"
 
 
 def save_results(results, path: str) -> None:

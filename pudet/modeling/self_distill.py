@@ -20,7 +20,7 @@ import logging
 from typing import Dict, List, NamedTuple
 
 import torch
-from detectron2.config import configurable, get_cfg
+from detectron2.config import configurable
 from detectron2.layers import cat
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, StandardROIHeads
 from detectron2.structures import Boxes
@@ -28,12 +28,13 @@ from detectron2.utils.events import get_event_storage
 from fvcore.nn import smooth_l1_loss, weight_init
 from torch import nn
 
+from ..config import get_pudet_cfg
 from ..utils import atomic_write
 from .checkpoint import load_checkpoint
 from .distill_losses import hint_loss, imitation_masks, kd_cls_loss, kd_reg_bounded_loss, kd_reg_loss, teacher_correct
 
-__all__ = ["SelfDistillRCNN", "build_teacher", "load_teacher_weights", "student_state_dict", "save_student",
-           "export_student"]
+__all__ = ["SelfDistillRCNN", "build_frozen_detector", "build_teacher", "load_teacher_weights", "student_state_dict",
+           "save_student", "export_student"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,22 +52,25 @@ class _TeacherTargets(NamedTuple):
     q: torch.Tensor  # bool: q_i of Eq. 13, the teacher's argmax class is gt_classes
 
 
-def load_teacher_weights(teacher: nn.Module, path: str) -> None:
+def load_teacher_weights(teacher: nn.Module, path: str, *, keys=("MODEL.PUDET.TEACHER_CONFIG",
+                                                                  "MODEL.PUDET.TEACHER_WEIGHTS")) -> None:
     """Loads a detector checkpoint into ``teacher``, strictly: a missing file, a missing tensor or a tensor of
-    another shape (e.g. another number of classes) is an error naming what differs."""
+    another shape (e.g. another number of classes) is an error naming what differs and the config keys
+    (``keys``: of the detector's config file and of its weights) that set them."""
+    config_key, weights_key = keys
     try:
         weights = load_checkpoint(path)["model"]
     except FileNotFoundError as e:
         raise FileNotFoundError(
-            f"teacher weights '{path}' not found (MODEL.PUDET.TEACHER_WEIGHTS): train the teacher with "
-            "tools/train_net.py first and point this key at its model_final.pth") from e
+            f"detector weights '{path}' not found ({weights_key}): train the teacher with tools/train_net.py "
+            "first and point this key at its model_final.pth") from e
     own = teacher.state_dict()
     missing = [k for k in own if k not in weights]
     mismatched = [f"{k}: checkpoint {tuple(weights[k].shape)} vs teacher model {tuple(own[k].shape)}"
                   for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
     if missing or mismatched:
         raise ValueError(
-            f"teacher weights {path} do not fit the teacher's config (MODEL.PUDET.TEACHER_CONFIG): "
+            f"detector weights {path} do not fit the detector's config ({config_key}): "
             + (f"{len(mismatched)} tensors of another shape, e.g. {mismatched[:3]} (another number of "
                "classes or another architecture?)" if mismatched else "")
             + ("; " if missing and mismatched else "")
@@ -76,16 +80,13 @@ def load_teacher_weights(teacher: nn.Module, path: str) -> None:
     logger.info(f"Teacher loaded from {path} ({len(own)} tensors)")
 
 
-def build_teacher(cfg) -> GeneralizedRCNN:
-    """The frozen teacher ``GeneralizedRCNN`` (eval mode, ``requires_grad=False``) described by ``cfg``'s
-    ``MODEL.PUDET.TEACHER_CONFIG`` (default: the student's own config) and ``TEACHER_WEIGHTS``."""
-    from ..config import add_pudet_config
-
-    path = cfg.MODEL.PUDET.TEACHER_CONFIG
-    if path:
-        tcfg = get_cfg()
-        add_pudet_config(tcfg)
-        tcfg.merge_from_file(path)
+def build_frozen_detector(cfg, config_file: str, weights: str, *, keys) -> GeneralizedRCNN:
+    """A frozen ``GeneralizedRCNN`` (eval mode, ``requires_grad=False``) of ``config_file`` (default: ``cfg``
+    itself) with ``weights``, on ``cfg``'s device, for a model that reads a trained detector (the student's
+    teacher, the region PU head's detector). Its classes and box-regression weights must be ``cfg``'s; ``keys``
+    are the config keys of ``config_file`` and ``weights``, named by the errors."""
+    if config_file:
+        tcfg = get_pudet_cfg(config_file)
     else:
         tcfg = cfg.clone()
     tcfg.defrost()
@@ -93,15 +94,22 @@ def build_teacher(cfg) -> GeneralizedRCNN:
     tcfg.MODEL.DEVICE = cfg.MODEL.DEVICE
     tcfg.MODEL.WEIGHTS = ""
     if tcfg.MODEL.ROI_HEADS.NUM_CLASSES != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
-        raise ValueError(f"the teacher ({path}) has {tcfg.MODEL.ROI_HEADS.NUM_CLASSES} classes and the student "
-                         f"{cfg.MODEL.ROI_HEADS.NUM_CLASSES}: distillation needs the same classes")
+        raise ValueError(f"the detector of {keys[0]} ({config_file}) has {tcfg.MODEL.ROI_HEADS.NUM_CLASSES} classes "
+                         f"and this config {cfg.MODEL.ROI_HEADS.NUM_CLASSES}: distillation needs the same classes")
     if tuple(tcfg.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS) != tuple(cfg.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS):
         raise ValueError("teacher and student must share MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS (box deltas are compared)")
     teacher = GeneralizedRCNN(tcfg).to(torch.device(cfg.MODEL.DEVICE))
-    load_teacher_weights(teacher, cfg.MODEL.PUDET.TEACHER_WEIGHTS)
+    load_teacher_weights(teacher, weights, keys=keys)
     teacher.eval()
     teacher.requires_grad_(False)
     return teacher
+
+
+def build_teacher(cfg) -> GeneralizedRCNN:
+    """The student's frozen teacher, described by ``cfg``'s ``MODEL.PUDET.TEACHER_CONFIG`` (default: the
+    student's own config) and ``TEACHER_WEIGHTS``."""
+    return build_frozen_detector(cfg, cfg.MODEL.PUDET.TEACHER_CONFIG, cfg.MODEL.PUDET.TEACHER_WEIGHTS,
+                                 keys=("MODEL.PUDET.TEACHER_CONFIG", "MODEL.PUDET.TEACHER_WEIGHTS"))
 
 
 @META_ARCH_REGISTRY.register()

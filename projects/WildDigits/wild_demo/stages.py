@@ -111,7 +111,7 @@ def stage_report(args, paths, runner):
     results.json / results.md (printed)."""
     galleries = [os.path.join(paths.labels, name, "pseudo_labels.json") for name in ("random", "pu")]
     if all(map(runner.will_exist, galleries)):
-        runner.step("gallery", None, "purify_net.py", "gallery", *galleries,
+        runner.step("gallery", None, "visualize_pseudo_labels.py", *galleries,
                     "--titles", "random (U^R)", "PU-selected (U^P)", "--output",
                     os.path.join(args.output_dir, "gallery.png"), "--seed", str(args.seed))
     if runner.dry_run:

@@ -6,7 +6,8 @@ and is cached (one text file per folder, under ``cache_dir``) so later loads, in
 another, skip the walk. The cache is keyed by the folder's absolute path and holds the modification time
 of every folder of the tree: a file added, removed or renamed anywhere changes its folder's time, and the
 next load walks again (``refresh=True`` forces a walk). Image sizes are read when an image is loaded
-(detectron2's mappers fill ``height``/``width`` then).
+(detectron2's mappers fill ``height``/``width`` then). A folder's files that are not read as images (another
+extension, e.g. ``.gif``, or a hidden name) are left out, and each listing logs how many and why.
 
 Dataset dicts: ``{"file_name": absolute path, "image_id": index in the sorted listing}``.
 """
@@ -32,7 +33,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif")
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 
 
 def default_cache_dir() -> str:
@@ -40,17 +41,40 @@ def default_cache_dir() -> str:
     return os.path.join(os.path.expanduser(os.getenv("PUDET_CACHE", "~/.cache/pudet")), "pool_listings")
 
 
+def _skip_reason(name: str):
+    """Why a file named ``name`` is not a pool image, or None when it is one."""
+    if name.startswith("."):
+        return "hidden (the name starts with '.')"
+    if not name.lower().endswith(IMAGE_EXTENSIONS):
+        return f"{os.path.splitext(name)[1].lower() or 'no extension'}: not an image type the pool reads"
+    return None
+
+
 def _walk_images(root: str):
-    """Image files under ``root`` (any depth, symlinks followed), as sorted relative paths, and the
-    modification time (ns) of every folder walked, by relative path."""
-    found, folders = [], {}
-    for dirpath, _, filenames in os.walk(root, followlinks=True):
+    """Image files under ``root`` (any depth, symlinks followed), as sorted relative paths; the files left
+    out, ``{reason: {"count", "example"}}``; and the modification time (ns) of every folder walked, by
+    relative path."""
+    found, skipped, folders = [], {}, {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()  # walked in order: the examples of skipped files do not depend on the file system
         rel = os.path.relpath(dirpath, root)
         folders[rel] = os.stat(dirpath).st_mtime_ns
-        for name in filenames:
-            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
-                found.append(name if rel == "." else os.path.join(rel, name))
-    return sorted(found), folders
+        for name in sorted(filenames):
+            path = name if rel == "." else os.path.join(rel, name)
+            reason = _skip_reason(name)
+            if reason is None:
+                found.append(path)
+            else:
+                skipped.setdefault(reason, {"count": 0, "example": path})["count"] += 1
+    return sorted(found), skipped, folders
+
+
+def _log_skipped(source: str, skipped: dict) -> None:
+    """Says which of a folder's files the listing left out, and why."""
+    if skipped:
+        said = "; ".join(f"{s['count']} {reason} (e.g. {s['example']})" for reason, s in sorted(skipped.items()))
+        logger.warning(f"Image pool {source}: {sum(s['count'] for s in skipped.values())} files skipped: {said}. "
+                       f"Pool images are files ending in {', '.join(IMAGE_EXTENSIONS)}")
 
 
 def _unchanged(root: str, folders: dict) -> bool:
@@ -97,17 +121,20 @@ def list_pool_images(root_or_list_file: str, *, cache_dir: str = None, refresh: 
         with open(cache_file) as f:
             cached_header = json.loads(f.readline())
             folders = cached_header.pop("folders", {})
+            skipped = cached_header.pop("skipped", {})
             if cached_header == header and _unchanged(source, folders):
                 rel = f.read().splitlines()
                 logger.info(f"Image pool {source}: {len(rel)} images (cached listing {cache_file})")
+                _log_skipped(source, skipped)
                 return [os.path.join(source, p) for p in rel]
             if cached_header == header:
                 logger.info(f"Image pool {source} changed since its listing was cached")
     logger.info(f"Listing image pool {source} ...")
-    rel, folders = _walk_images(source)
-    atomic_write(cache_file, lambda f: f.writelines([json.dumps({**header, "folders": folders}) + "\n"]
-                                                    + [p + "\n" for p in rel]))
+    rel, skipped, folders = _walk_images(source)
+    atomic_write(cache_file, lambda f: f.writelines([json.dumps({**header, "folders": folders, "skipped": skipped})
+                                                     + "\n"] + [p + "\n" for p in rel]))
     logger.info(f"Image pool {source}: {len(rel)} images (listing cached in {cache_file})")
+    _log_skipped(source, skipped)
     return [os.path.join(source, p) for p in rel]
 
 

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from pudet.engine import prior as engine_prior
+from pudet.engine import prior_estimation
 from pudet.pu.prior import elkan_noto_prior, estimate_prior
 
 from .helpers import pu_cfg
@@ -50,17 +50,17 @@ def test_resolve_prior_estimates_once_and_reuses_prior_json(tmp_path, monkeypatc
         calls.append(model)
         return {"prior": 0.2, "c": 0.5, "n_labeled": 3, "n_unlabeled": 5}
 
-    monkeypatch.setattr(engine_prior, "estimate_prior_from_splits", estimate)
-    monkeypatch.setattr(engine_prior.PUTrainer, "build_model", classmethod(lambda cls, cfg_: "model"))
-    resolved = engine_prior.resolve_prior(cfg)
+    monkeypatch.setattr(prior_estimation, "estimate_prior_from_splits", estimate)
+    monkeypatch.setattr(prior_estimation.PUTrainer, "build_model", classmethod(lambda cls, cfg_: "model"))
+    resolved = prior_estimation.resolve_prior(cfg)
     assert resolved.PU.PRIOR == 0.2 and cfg.PU.PRIOR == -1.0 and resolved.is_frozen()
     assert calls == ["model"]
     with open(tmp_path / "prior.json") as f:
         assert json.load(f)["prior"] == 0.2
     # a resumed run reads prior.json and estimates nothing
     (tmp_path / "prior.json").write_text(json.dumps({"prior": 0.125}))
-    assert engine_prior.resolve_prior(cfg).PU.PRIOR == 0.125 and len(calls) == 1
+    assert prior_estimation.resolve_prior(cfg).PU.PRIOR == 0.125 and len(calls) == 1
     # a given prior is used as it is
     given = pu_cfg()
     given.OUTPUT_DIR = str(tmp_path / "given")
-    assert engine_prior.resolve_prior(given) is given and not os.path.exists(given.OUTPUT_DIR)
+    assert prior_estimation.resolve_prior(given) is given and not os.path.exists(given.OUTPUT_DIR)

@@ -8,8 +8,10 @@ import pytest
 from pudet.data import chunked
 from pudet.data.build import build_batched_inference_loader
 from pudet.data.mappers import PUDatasetMapper
+from pudet.engine import selection as sel
+from pudet.evaluation.plotting import plot_score_histogram
 from pudet.evaluation.ranking import ranking_metrics
-from pudet.pu import select as sel
+from pudet.pu.selection import select_top
 
 from .helpers import Crash, CrashAfter, pu_cfg
 
@@ -102,11 +104,11 @@ def test_default_inference_workers_none_for_a_cpu_model_on_two_cores(monkeypatch
 def test_select_top_and_threshold_deterministic_ties():
     ids = np.array([5, 3, 9, 1])
     scores = np.array([0.5, 0.9, 0.5, 0.1], dtype=np.float32)
-    assert sel.select_top(ids, scores, topk=2).tolist() == [1, 0]  # 0.9, then the 0.5 tie by lower id (5 < 9)
-    assert sel.select_top(ids, scores, topk=10).tolist() == [1, 0, 2, 3]
-    assert sel.select_top(ids, scores, threshold=0.5).tolist() == [1, 0, 2]
+    assert select_top(ids, scores, topk=2).tolist() == [1, 0]  # 0.9, then the 0.5 tie by lower id (5 < 9)
+    assert select_top(ids, scores, topk=10).tolist() == [1, 0, 2, 3]
+    assert select_top(ids, scores, threshold=0.5).tolist() == [1, 0, 2]
     with pytest.raises(ValueError):
-        sel.select_top(ids, scores, topk=1, threshold=0.2)
+        select_top(ids, scores, topk=1, threshold=0.2)
 
 
 def test_ranking_metrics_by_hand():
@@ -122,11 +124,11 @@ def test_outputs_written_atomically(tmp_path):
     sel.write_scores(str(tmp_path / "scores.tsv"), ids, scores, names, {1: True, 2: False})
     assert (tmp_path / "scores.tsv").read_text().splitlines() == [
         "image_id\tscore\tfile_name\tpositive", "2\t0.25\ta.jpg\t0", "1\t0.75\tb.jpg\t1"]
-    chosen = sel.select_top(ids, scores, topk=1)
+    chosen = select_top(ids, scores, topk=1)
     sel.write_selection(str(tmp_path / "sel.json"), ids, scores, chosen, names, {"rule": "top-1"})
     data = json.loads((tmp_path / "sel.json").read_text())
     assert data["images"] == [{"file_name": "b.jpg", "image_id": 1, "score": 0.75}]
-    sel.plot_score_histogram(str(tmp_path / "h.png"), scores, [False, True])
+    plot_score_histogram(str(tmp_path / "h.png"), scores, [False, True])
     assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(os.listdir(tmp_path)) == ["h.png", "scores.tsv", "sel.json"]  # no temporary left
 

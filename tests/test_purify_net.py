@@ -10,7 +10,7 @@ from detectron2.data import DatasetCatalog
 from pudet.config import get_pudet_cfg
 from pudet.data import register_datasets
 from pudet.data.build import register_pu_splits
-from pudet.engine import prior as engine_prior
+from pudet.engine import prior_estimation
 from pudet.evaluation.ranking import ranking_metrics
 from pudet.modeling import load_checkpoint
 
@@ -153,7 +153,7 @@ def test_train_resumes_with_the_same_prior(trained, tiny_root, tmp_path, monkeyp
     def estimate(*args):
         raise AssertionError("the prior was estimated again")
 
-    monkeypatch.setattr(engine_prior, "estimate_prior_from_splits", estimate)
+    monkeypatch.setattr(prior_estimation, "estimate_prior_from_splits", estimate)
     results = tool.main(tool.parse_args(["train", "--resume", *_opts(tiny_root, resumed), "SOLVER.MAX_ITER", "5"]))
     with open(os.path.join(resumed, "log.txt")) as f:
         log = f.read()

@@ -1,5 +1,5 @@
 """Failure and recovery: images in the wild never stop training, a rerun never reuses another job's results,
-no broken file under a final name, bad values refused before training (issue 10)."""
+no broken file under a final name, bad values refused before training."""
 import json
 import logging
 import os
@@ -21,10 +21,11 @@ from pudet.data.chunked import describe_job
 from pudet.data.datasets import list_pool_images, load_image_pool, pseudo_dataset_name, register_pseudo_labeled
 from pudet.data.mappers import InferenceMapper, PseudoLabelMapper, PUDatasetMapper
 from pudet.engine import DetectionTrainer
+from pudet.engine import selection as sel
 from pudet.engine.pseudo_label import label_images, merge_pseudo_labels, random_subset, write_pseudo_labels
 from pudet.engine.trainers import AtomicCheckpointer, ExportStudent
 from pudet.modeling.pu_classifier import PUClassifier
-from pudet.pu import select as sel
+from pudet.pu.selection import select_top
 
 from . import faults
 from .helpers import REPO, TEACHER_YAML, TINY, load_script, pu_cfg, teacher_cfg, tiny_opts
@@ -275,7 +276,7 @@ def test_list_file_of_missing_paths_is_an_error(tmp_path, pudet_log):
 
 def test_topk_larger_than_the_pool_warns(pudet_log):
     ids, scores = np.array([3, 4]), np.array([0.2, 0.7], np.float32)
-    assert sel.select_top(ids, scores, topk=5).tolist() == [1, 0]
+    assert select_top(ids, scores, topk=5).tolist() == [1, 0]
     assert "top-K = 5 is more than the 2 scored images" in pudet_log.text
 
 
@@ -423,19 +424,19 @@ def test_export_student_refuses_a_pu_classifier_checkpoint(pu_weights, tmp_path)
 
 
 def test_prior_of_another_job_is_refused(tmp_path, monkeypatch):
-    from pudet.engine import prior as engine_prior
+    from pudet.engine import prior_estimation
 
     cfg = pu_cfg()
     cfg.PU.PRIOR = -1.0
     cfg.OUTPUT_DIR = str(tmp_path)
     cfg.freeze()
-    monkeypatch.setattr(engine_prior, "estimate_prior_from_splits", lambda cfg_, built: {"prior": 0.2})
-    monkeypatch.setattr(engine_prior.PUTrainer, "build_model", classmethod(lambda cls, cfg_: None))
-    assert engine_prior.resolve_prior(cfg).PU.PRIOR == 0.2
-    assert engine_prior.resolve_prior(cfg).PU.PRIOR == 0.2  # the same job: prior.json reused
+    monkeypatch.setattr(prior_estimation, "estimate_prior_from_splits", lambda cfg_, built: {"prior": 0.2})
+    monkeypatch.setattr(prior_estimation.PUTrainer, "build_model", classmethod(lambda cls, cfg_: None))
+    assert prior_estimation.resolve_prior(cfg).PU.PRIOR == 0.2
+    assert prior_estimation.resolve_prior(cfg).PU.PRIOR == 0.2  # the same job: prior.json reused
     other = cfg.clone()
     other.defrost()
     other.PU.UNLABELED_DATASETS = ("pool:/data/other",)
     with pytest.raises(ValueError, match=r"another job \(unlabeled \(\['wild_digits_pool'\] there, "
                                          r"\['pool:/data/other'\] now\)\)"):
-        engine_prior.resolve_prior(other)
+        prior_estimation.resolve_prior(other)

@@ -11,7 +11,7 @@ from detectron2.structures import Boxes, BoxMode
 from pudet.config import get_pudet_cfg
 from pudet.data import register_datasets
 from pudet.data.mappers import ObjectCropMapper
-from pudet.engine.region_pu import (
+from pudet.engine.region_purification import (
     build_region_extractor,
     load_region_head,
     save_region_head,
@@ -20,9 +20,16 @@ from pudet.engine.region_pu import (
 )
 from pudet.evaluation.pool_truth import load_pool_truth, positive_images
 from pudet.evaluation.purifier import purifier_comparison, teacher_confidence
-from pudet.modeling.region_pu import RegionPUHead, masked_max
+from pudet.modeling.region_pu import (
+    Bags,
+    HeadSchedule,
+    RegionPUHead,
+    cross_fit_scores,
+    masked_max,
+    score_bags,
+    train_region_head,
+)
 from pudet.pu.prior import bbe_prior
-from pudet.pu.region import Bags, HeadSchedule, cross_fit_scores, score_bags, train_region_head
 
 from .helpers import TINY, WD_CONFIGS, load_script, tiny_opts
 

@@ -49,7 +49,7 @@ from pudet.data import register_datasets
 from pudet.data.chunked import default_inference_workers
 from pudet.data.mappers import InferenceMapper, PUDatasetMapper
 from pudet.engine.pseudo_label import label_images
-from pudet.pu.select import score_pool
+from pudet.engine.selection import score_pool
 from pudet.utils import machine_summary
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")

@@ -31,7 +31,7 @@ from pudet.engine import setup_cfg
 from pudet.engine.pseudo_label import pseudo_label
 from pudet.engine.purification import select_pool, train_purifier
 from pudet.evaluation import results_table, save_results
-from pudet.evaluation.tables import label_table, selection_table
+from pudet.evaluation.results import label_table, selection_table
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "WildDigits")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "pu_R18_nnpu.yaml")

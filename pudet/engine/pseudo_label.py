@@ -18,7 +18,7 @@ from ..data.mappers import InferenceMapper
 from ..evaluation.pseudo_labels import label_diagnostics
 from ..modeling.checkpoint import load_weights_strictly
 from ..utils import atomic_write
-from .region_pu import box_pu_scorer
+from .region_purification import box_pu_scorer
 
 __all__ = ["teacher_categories", "label_images", "merge_pseudo_labels", "write_pseudo_labels", "finish_pseudo_labels",
            "random_subset", "selection_dicts", "label_source", "pseudo_label"]

@@ -10,9 +10,9 @@ from detectron2.utils import comm
 from ..data.chunked import default_inference_workers, describe_job
 from ..data.mappers import PUDatasetMapper
 from ..modeling.checkpoint import load_weights_strictly
-from ..pu.select import score_pool, select_by_pu_scores, select_by_region_head, select_by_teacher_confidence
-from .prior import resolve_prior
-from .region_pu import score_pool_regions, train_region_pu
+from .prior_estimation import resolve_prior
+from .region_purification import score_pool_regions, select_by_region_head, train_region_pu
+from .selection import score_pool, select_by_pu_scores, select_by_teacher_confidence
 from .trainers import PUTrainer
 
 __all__ = ["select_pool", "train_purifier"]
@@ -20,8 +20,8 @@ __all__ = ["select_pool", "train_purifier"]
 
 def train_purifier(cfg, *, resume: bool = False, eval_only: bool = False) -> dict:
     """Trains (or with ``eval_only`` evaluates) the PU classifier of ``cfg.PU.HEAD`` into ``OUTPUT_DIR``, the
-    prior resolved first (:func:`pudet.engine.prior.resolve_prior`). Returns the held-out validation results and
-    the prior used (``{}`` on the other ranks of the region head)."""
+    prior resolved first (:func:`pudet.engine.prior_estimation.resolve_prior`). Returns the held-out validation
+    results and the prior used (``{}`` on the other ranks of the region head)."""
     if cfg.PU.HEAD == "region":
         return train_region_pu(cfg)
     cfg = resolve_prior(cfg)

@@ -1,15 +1,13 @@
 """Evaluators: detectron2's COCO evaluator on every build, hidden-truth statistics on a pool (the truth read
 by :func:`load_pool_truth` only), ranking metrics of a selection, and the results' tables and files."""
-import json
 import os
 
 from detectron2.data import MetadataCatalog
 
 from .. import compat
-from ..utils import atomic_write
 from .pool_truth import PoolTruthEvaluator, load_pool_truth
 from .ranking import ranking_metrics
-from .tables import results_table
+from .results import results_table, save_results
 
 __all__ = ["PoolTruthEvaluator", "build_evaluator", "load_pool_truth", "ranking_metrics", "results_table",
            "save_results"]
@@ -22,8 +20,3 @@ def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
     if MetadataCatalog.get(dataset_name).get("evaluator_type", None) == "pool_truth":
         return PoolTruthEvaluator(dataset_name)
     return compat.coco_evaluator(dataset_name, output_dir=output_folder)
-
-
-def save_results(results, path: str) -> None:
-    """Writes results as json atomically (a crash never leaves a half-written file under ``path``)."""
-    atomic_write(path, lambda f: json.dump(results, f, indent=2))

@@ -10,6 +10,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from .plotting import png_figure
 from .pool_truth import load_pool_truth
+from .results import save_results
 
 __all__ = [
     "label_diagnostics",
@@ -158,8 +159,6 @@ def label_diagnostics(coco: dict, out_dir: str, *, taus: Sequence[float], labele
     row as :func:`pseudo_label_stats`, plus ``precision``, ``recall``, ``hidden boxes`` with a truth). With
     ``pu_score_thresh`` (a file labelled with region PU scores), ``"box purified"`` holds the same rows after
     :func:`purify_boxes`, recall still counted against every hidden box."""
-    from . import save_results
-
     names = MetadataCatalog.get(labeled_datasets[0]).thing_classes
     labeled_counts = dict(Counter(names[a["category_id"]] for n in labeled_datasets for d in DatasetCatalog.get(n)
                                   for a in d.get("annotations", [])))

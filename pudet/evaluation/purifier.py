@@ -6,7 +6,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from ..pu.region import Bags, HeadSchedule, cross_fit_scores, score_bags, train_region_head
+from ..modeling.region_pu import Bags, HeadSchedule, cross_fit_scores, score_bags, train_region_head
 from .ranking import ranking_metrics
 
 __all__ = ["teacher_confidence", "purifier_comparison"]

@@ -19,14 +19,13 @@ from detectron2.structures import ImageList
 from detectron2.utils.events import get_event_storage
 from torch import nn
 
-from ..pu.risk import nnpu_risk, pn_risk, pu_risk_parts, upu_risk
+from ..pu.risk import RISKS, pu_risk_parts
 from .checkpoint import load_checkpoint
 
-__all__ = ["PUClassifier", "load_detector_backbone", "RISKS"]
+__all__ = ["PUClassifier", "load_detector_backbone"]
 
 logger = logging.getLogger(__name__)
 
-RISKS = {"nnpu": nnpu_risk, "upu": upu_risk, "pn": pn_risk}
 POOLINGS = ("avg", "max", "score-max")
 
 

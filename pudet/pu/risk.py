@@ -20,7 +20,7 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["surrogate_loss", "pu_risk_parts", "nnpu_risk", "upu_risk", "pn_risk", "LOSSES"]
+__all__ = ["surrogate_loss", "pu_risk_parts", "nnpu_risk", "upu_risk", "pn_risk", "LOSSES", "RISKS"]
 
 LOSSES = ("sigmoid", "logistic")
 
@@ -105,3 +105,7 @@ def pn_risk(pos_scores: torch.Tensor, unl_scores: torch.Tensor, prior: float, *,
     risk = (prior * surrogate_loss(pos_scores, +1, loss).mean()
             + (1 - prior) * surrogate_loss(unl_scores, -1, loss).mean())
     return risk, risk
+
+
+# the risks by their config name (PU.RISK)
+RISKS = {"nnpu": nnpu_risk, "upu": upu_risk, "pn": pn_risk}

@@ -1,4 +1,5 @@
-"""Scoring a pool with the PU classifier and choosing U^P.
+"""Scoring a pool with the image-level PU classifier, and writing a selection (U^P, or U^C by the teacher's
+confidence) with its summary.
 
 Scoring streams the pool in fixed chunks of consecutive images; chunk ``c`` belongs to rank
 ``c % world_size``. Each finished chunk is written atomically to ``<out>/chunks/chunk_<c>.npz`` (image
@@ -7,10 +8,11 @@ with the same arguments skips the finished chunks; since scoring is deterministi
 identical to an uninterrupted run's. Memory holds one chunk's batches, not the pool's scores.
 Rank 0 merges the chunks into ``scores.tsv`` (every image) and the selection into ``selected.json``.
 
-Two selection rules write the same four files (``scores.tsv``, ``selected.json`` with its summary,
-``unreadable.tsv``, ``score_histogram.png``): :func:`select_by_pu_scores` (U^P, the paper's) and
-:func:`select_by_teacher_confidence` (U^C: the images whose best pseudo-box scores highest, the selection a
-practitioner tries first).
+Every selection writes the same four files (``scores.tsv``, ``selected.json`` with its summary,
+``unreadable.tsv``, ``score_histogram.png``: :func:`write_selection_files`): :func:`select_by_pu_scores` (U^P, the
+paper's), :func:`select_by_teacher_confidence` (U^C: the images whose best pseudo-box scores highest, the
+selection a practitioner tries first) and the region head's
+(:func:`pudet.engine.region_purification.select_by_region_head`).
 """
 import json
 import logging
@@ -20,21 +22,22 @@ from typing import Dict, List, Optional
 import numpy as np
 from detectron2.data import DatasetCatalog
 
-from ..evaluation.plotting import png_figure
+from ..data.chunked import Unreadable, finished_chunks, run_chunked, write_unreadable
+from ..evaluation.plotting import plot_score_histogram
 from ..evaluation.pool_truth import load_pool_truth, positive_images
 from ..evaluation.ranking import ranking_metrics
+from ..pu.selection import max_score_per_image, select_top
 from ..utils import atomic_write
 
 __all__ = [
     "score_pool",
     "merge_chunks",
-    "select_top",
+    "default_rule",
     "select_by_pu_scores",
     "select_by_teacher_confidence",
     "write_scores",
     "write_selection",
-    "plot_score_histogram",
-    "max_score_per_image",
+    "write_selection_files",
 ]
 
 logger = logging.getLogger(__name__)
@@ -52,8 +55,6 @@ def score_pool(model, dicts: List[dict], out_dir: str, *, mapper, batch_size: in
     ``model`` maps a list of mapped dicts to ``[{"pu_score": tensor}]`` (unreadable inputs, which carry
     ``"unreadable"``, are not passed to it).
     """
-    from ..data.chunked import run_chunked
-
     def predict(batch):
         return [(x["image_id"], float(o["pu_score"])) for x, o in zip(batch, model(batch))]
 
@@ -73,8 +74,6 @@ def score_pool(model, dicts: List[dict], out_dir: str, *, mapper, batch_size: in
 
 def merge_chunks(out_dir: str, num_images: int, chunk_size: int):
     """Reads every chunk. Returns (ids (N,), scores (N,) float32, [:class:`~pudet.data.chunked.Unreadable`])."""
-    from ..data.chunked import Unreadable, finished_chunks
-
     ids, scores, bad = [], [], []
     for path in finished_chunks(out_dir, num_images, chunk_size, _SUFFIX):
         with np.load(path) as z:
@@ -82,33 +81,6 @@ def merge_chunks(out_dir: str, num_images: int, chunk_size: int):
             scores.append(z["scores"])
             bad.extend(map(Unreadable, z["bad_ids"].tolist(), z["bad_files"].tolist(), z["bad_reasons"].tolist()))
     return np.concatenate(ids), np.concatenate(scores), bad
-
-
-def max_score_per_image(coco: dict):
-    """Each image's best detection score in a pseudo-label COCO dict (0 where it has none): the score of the
-    selection a practitioner tries first (the images on which the teacher is most confident). Returns
-    (ids (N,), scores (N,) float32) in the file's image order."""
-    best = {}
-    for a in coco["annotations"]:
-        best[a["image_id"]] = max(best.get(a["image_id"], 0.0), a["score"])
-    ids = np.asarray([im["id"] for im in coco["images"]], dtype=np.int64)
-    return ids, np.asarray([best.get(int(i), 0.0) for i in ids], dtype=np.float32)
-
-
-def select_top(ids: np.ndarray, scores: np.ndarray, *, topk: Optional[int] = None,
-               threshold: Optional[float] = None) -> np.ndarray:
-    """Indices into ``ids`` of U^P, best first: the ``topk`` highest scores, or every score >= ``threshold``
-    (exactly one of the two). Ties are broken by ascending image id, so the choice is deterministic."""
-    if (topk is None) == (threshold is None):
-        raise ValueError("select with exactly one of topk or threshold")
-    order = np.lexsort((ids, -scores.astype(np.float64)))
-    if topk is not None:
-        if topk < 0:
-            raise ValueError(f"topk must be >= 0, got {topk}")
-        if topk > len(ids):
-            logger.warning(f"top-K = {topk} is more than the {len(ids)} scored images: every image is selected")
-        return order[:topk]
-    return order[scores[order] >= threshold]
 
 
 def write_scores(path: str, ids, scores, file_names: Dict[int, str], positive: Optional[Dict[int, bool]] = None):
@@ -130,27 +102,7 @@ def write_selection(path: str, ids, scores, chosen, file_names: Dict[int, str], 
     atomic_write(path, lambda f: json.dump({"summary": summary, "images": images}, f, indent=1))
 
 
-def plot_score_histogram(path: str, scores, positive=None, title: str = "PU scores", xlabel: str = "PU score g(x)"):
-    """A histogram PNG of the scores; split into hidden positives and negatives when ``positive`` is given."""
-    scores = np.asarray(scores, dtype=np.float64)
-    bins = np.linspace(scores.min(), scores.max() + 1e-9, 50) if len(scores) else 10
-    with png_figure(path, figsize=(6, 4)) as (fig, ax):
-        if positive is None:
-            ax.hist(scores, bins=bins, color="tab:blue", alpha=0.8, label=f"all ({len(scores)})")
-        else:
-            positive = np.asarray(positive, dtype=bool)
-            ax.hist(scores[~positive], bins=bins, color="tab:red", alpha=0.6,
-                    label=f"hidden negatives ({(~positive).sum()})")
-            ax.hist(scores[positive], bins=bins, color="tab:green", alpha=0.6,
-                    label=f"hidden positives ({positive.sum()})")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("images")
-        ax.set_title(title)
-        ax.legend()
-        fig.tight_layout()
-
-
-def _rule(cfg, topk: Optional[int], threshold: Optional[float]):
+def default_rule(cfg, topk: Optional[int], threshold: Optional[float]):
     """(topk, threshold) of a selection: ``threshold`` when given, else ``topk``, else K = n_l (the size of
     ``PU.LABELED_DATASETS``, the paper's choice)."""
     if threshold is not None:
@@ -160,7 +112,7 @@ def _rule(cfg, topk: Optional[int], threshold: Optional[float]):
     return topk, None
 
 
-def _write_selection_files(out_dir: str, dataset: str, ids, scores, file_names: Dict[int, str], *, topk, threshold,
+def write_selection_files(out_dir: str, dataset: str, ids, scores, file_names: Dict[int, str], *, topk, threshold,
                            summary: dict, rule_by: str, title: str, xlabel: str) -> dict:
     """Chooses the images (:func:`select_top`), completes ``summary`` (the rule, how many were chosen and,
     where ``dataset`` has a hidden truth, the ranking's AUC, precision@K, recall@K and the pool's positive
@@ -186,13 +138,11 @@ def select_by_pu_scores(cfg, dataset: str, dicts: List[dict], out_dir: str, *, c
     """U^P from the finished chunks of :func:`score_pool` in ``out_dir``: the ``topk`` best images, or those
     scoring at least ``threshold`` (default: K = n_l). Writes ``scores.tsv``, ``selected.json``,
     ``unreadable.tsv`` and ``score_histogram.png`` to ``out_dir``; returns the selection's summary."""
-    from ..data.chunked import write_unreadable
-
     ids, scores, bad = merge_chunks(out_dir, len(dicts), chunk_size)
-    topk, threshold = _rule(cfg, topk, threshold)
+    topk, threshold = default_rule(cfg, topk, threshold)
     summary = {"dataset": dataset, "weights": weights, "pool images": len(dicts), "scored": len(ids),
                "unreadable": len(bad)}
-    summary = _write_selection_files(
+    summary = write_selection_files(
         out_dir, dataset, ids, scores, {d["image_id"]: d["file_name"] for d in dicts}, topk=topk,
         threshold=threshold, summary=summary, rule_by="", title=f"PU scores on {dataset}", xlabel="PU score g(x)",
     )
@@ -208,13 +158,13 @@ def select_by_teacher_confidence(cfg, pseudo_labels: str, out_dir: str, *, topk:
     with open(pseudo_labels) as f:
         coco = json.load(f)
     ids, scores = max_score_per_image(coco)
-    topk, threshold = _rule(cfg, topk, threshold)
+    topk, threshold = default_rule(cfg, topk, threshold)
     info = coco.get("info", {})
     dataset = info.get("dataset", "")
     unreadable = info.get("unreadable", 0)
     summary = {"dataset": dataset, "pseudo labels": pseudo_labels, "pool images": len(ids) + unreadable,
                "scored": len(ids), "unreadable": unreadable}
-    summary = _write_selection_files(
+    summary = write_selection_files(
         out_dir, dataset, ids, scores, {im["id"]: im["file_name"] for im in coco["images"]}, topk=topk,
         threshold=threshold, summary=summary, rule_by=" by the teacher's best box score",
         title=f"teacher's best box score on {dataset}", xlabel="best box score",
@@ -224,42 +174,4 @@ def select_by_teacher_confidence(cfg, pseudo_labels: str, out_dir: str, *, topk:
         with open(bad) as f:
             text = f.read()
         atomic_write(os.path.join(out_dir, "unreadable.tsv"), lambda f: f.write(text))
-    return summary
-
-
-def select_by_region_head(cfg, dataset: str, dicts: List[dict], out_dir: str, scored: dict, *,
-                          topk: Optional[int] = None, threshold: Optional[float] = None, weights: str = "",
-                          top_regions: int = 5) -> dict:
-    """U^P from the region head's scores (``scored``: :func:`pudet.engine.region_pu.score_pool_regions`), chosen
-    and written like :func:`select_by_pu_scores`, plus ``region_scores.npz``: each image's ``top_regions``
-    best regions (``ids`` (B,), ``boxes`` (B, R, 4) XYXY in image coordinates, ``scores`` (B, R)), which say
-    what made an image positive. Where ``dataset`` has a hidden truth, the summary's ``comparison`` holds the
-    rows of :func:`pudet.evaluation.purifier.purifier_comparison` on the same region features, at K = the
-    selection's size."""
-    from ..data.chunked import write_unreadable
-    from ..engine.region_pu import head_schedule
-    from ..evaluation.purifier import purifier_comparison
-
-    pool, scores, regions = scored["pool"], scored["scores"], scored["regions"]
-    topk, threshold = _rule(cfg, topk, threshold)
-    info = scored["info"]
-    summary = {"dataset": dataset, "weights": weights, "head": f"region ({info['risk']})", "pool images": len(dicts),
-               "scored": len(pool), "unreadable": len(scored["unreadable"]), "prior": info["prior"]}
-    truth = load_pool_truth(dataset)
-    if truth is not None:
-        k = len(select_top(pool.ids, scores, topk=topk, threshold=threshold))
-        summary["comparison"] = purifier_comparison(
-            scored["positive"], pool, positive_images(truth), head_scores=scores,
-            head_name=f"region head, {info['risk']} (this selection)", prior=info["prior"], loss=cfg.PU.LOSS,
-            schedule=head_schedule(cfg, scored["num_classes"]), num_classes=scored["num_classes"], k=k)
-    summary = _write_selection_files(
-        out_dir, dataset, pool.ids, scores, {d["image_id"]: d["file_name"] for d in dicts}, topk=topk,
-        threshold=threshold, summary=summary, rule_by=" by the region head", title=f"region PU scores on {dataset}",
-        xlabel="PU score g(x) (best region)",
-    )
-    write_unreadable(os.path.join(out_dir, "unreadable.tsv"), scored["unreadable"])
-    best = np.argsort(-regions, axis=1, kind="stable")[:, :top_regions]
-    atomic_write(os.path.join(out_dir, "region_scores.npz"),
-                 lambda f: np.savez(f, ids=pool.ids, boxes=np.take_along_axis(pool.boxes, best[..., None], axis=1),
-                                    scores=np.take_along_axis(regions, best, axis=1)), mode="wb")
     return summary

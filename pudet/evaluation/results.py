@@ -1,8 +1,17 @@
-"""The tables the tools print: detectron2-style results, a selection's summary, a pseudo-label file's boxes per
-threshold."""
+"""Results as files and as the tables the tools print: detectron2-style results, a selection's summary, a
+pseudo-label file's boxes per threshold."""
+import json
+
 from tabulate import tabulate
 
-__all__ = ["label_table", "results_table", "selection_table"]
+from ..utils import atomic_write
+
+__all__ = ["label_table", "results_table", "save_results", "selection_table"]
+
+
+def save_results(results, path: str) -> None:
+    """Writes results as json atomically (a crash never leaves a half-written file under ``path``)."""
+    atomic_write(path, lambda f: json.dump(results, f, indent=2))
 
 
 def _metric_groups(results, prefix=""):

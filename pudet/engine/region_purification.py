@@ -6,32 +6,47 @@
    ``PU.REGION.FEATURE_DIR`` (default ``OUTPUT_DIR/features``) in resumable, sharded chunks
    (:mod:`pudet.data.chunked`); only one chunk is held in memory while extracting;
 2. the class prior, when ``PU.PRIOR`` is -1, is estimated (``PU.PRIOR_ESTIMATOR``) on out-of-fold scores of
-   a labeled-vs-unlabeled region head (:func:`pudet.pu.region.cross_fit_scores`);
+   a labeled-vs-unlabeled region head (:func:`pudet.modeling.region_pu.cross_fit_scores`);
 3. the region head is trained with ``PU.RISK`` on the training split and validated on the held-out split;
-4. ``select`` scores the pool from its cached bags, and records for each image the region that scored best.
+4. ``select`` scores the pool from its cached bags, records for each image the regions that scored best, and
+   (where the pool has a hidden truth) compares the head with what the same features allow.
 """
 import json
 import logging
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from detectron2.data import DatasetCatalog
+from detectron2.utils import comm
 
 from ..data.build import _holdout_mask
-from ..data.chunked import Unreadable, finished_chunks, run_chunked
+from ..data.chunked import Unreadable, finished_chunks, run_chunked, write_unreadable
 from ..data.mappers import InferenceMapper, ObjectCropMapper
-from ..modeling.region_pu import BoxPUScorer, RegionFeatureExtractor, RegionPUHead
+from ..evaluation.pool_truth import load_pool_truth, positive_images
+from ..evaluation.pu import heldout_metrics
+from ..evaluation.purifier import purifier_comparison
+from ..modeling.region_pu import (
+    Bags,
+    BoxPUScorer,
+    HeadSchedule,
+    RegionFeatureExtractor,
+    RegionPUHead,
+    cross_fit_scores,
+    score_bags,
+    train_region_head,
+)
 from ..modeling.self_distill import build_frozen_detector
 from ..pu.prior import bbe_prior, elkan_noto_prior
-from ..pu.region import Bags, HeadSchedule, cross_fit_scores, score_bags, train_region_head
+from ..pu.selection import select_top
 from ..utils import atomic_write
-from .prior import prior_job
+from .prior_estimation import prior_job
+from .selection import default_rule, write_selection_files
 
 __all__ = ["build_region_extractor", "extract_bags", "load_bags", "region_bags", "estimate_region_prior",
            "train_region_pu", "save_region_head", "load_region_head", "head_schedule", "positive_bags",
-           "score_pool_regions", "box_pu_scorer"]
+           "score_pool_regions", "box_pu_scorer", "select_by_region_head"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +136,6 @@ def region_bags(cfg, extractor, source: str, *, feature_dir: str = None, chunk_s
     object crops of each labeled image) or a registered dataset name (e.g. the pool). Extracted into
     ``feature_dir/<source>`` (or read from it when it is complete and was made by the same detector and
     settings). Returns ``(bags, unreadable)`` on every rank."""
-    from detectron2.utils import comm
-
     out = os.path.join(feature_dir or _feature_dir(cfg), source)
     if source == "labeled":
         dicts, mapper = _dataset_dicts(cfg.PU.LABELED_DATASETS), InferenceMapper(cfg)
@@ -198,8 +211,6 @@ def score_pool_regions(cfg, weights: str, dataset: str, *, feature_dir: str, ran
     ``feature_dir``, where the positive bags are read too). Returns, on the main process, ``{"pool": Bags,
     "scores": (B,), "regions": (B, I) region scores, "unreadable": [...], "info": the checkpoint's entries,
     "positive": Bags, "num_classes"}``."""
-    from detectron2.utils import comm
-
     head, info = load_region_head(weights)
     extractor = build_region_extractor(cfg)
     if (list(info["scales"]), info["topk"]) != (list(extractor.scales), extractor.topk):
@@ -246,11 +257,6 @@ def train_region_pu(cfg) -> dict:
     """Steps 1-3 of the module docstring on the main process (features are extracted on every rank).
     Writes ``OUTPUT_DIR/model_final.pth`` (the head), ``prior.json`` (when estimated) and returns the
     held-out validation results ``{"pu": {...}}``."""
-    from detectron2.utils import comm
-
-    from ..evaluation.pool_truth import load_pool_truth, positive_images
-    from ..evaluation.pu import heldout_metrics
-
     extractor = build_region_extractor(cfg)
     num_classes = extractor.detector.roi_heads.num_classes
     rank, world = comm.get_rank(), comm.get_world_size()
@@ -302,3 +308,37 @@ def train_region_pu(cfg) -> dict:
                               truth=None if truth is None else positive_images(truth))
     results["unreadable"] = len(bad_u)
     return {"pu": results, "prior": prior_info or {"prior": prior, "estimator": "given (PU.PRIOR)"}}
+
+
+def select_by_region_head(cfg, dataset: str, dicts: List[dict], out_dir: str, scored: dict, *,
+                          topk: Optional[int] = None, threshold: Optional[float] = None, weights: str = "",
+                          top_regions: int = 5) -> dict:
+    """U^P from the region head's scores (``scored``: :func:`score_pool_regions`), chosen and written like
+    :func:`pudet.engine.selection.select_by_pu_scores`, plus ``region_scores.npz``: each image's ``top_regions``
+    best regions (``ids`` (B,), ``boxes`` (B, R, 4) XYXY in image coordinates, ``scores`` (B, R)), which say
+    what made an image positive. Where ``dataset`` has a hidden truth, the summary's ``comparison`` holds the
+    rows of :func:`pudet.evaluation.purifier.purifier_comparison` on the same region features, at K = the
+    selection's size."""
+    pool, scores, regions = scored["pool"], scored["scores"], scored["regions"]
+    topk, threshold = default_rule(cfg, topk, threshold)
+    info = scored["info"]
+    summary = {"dataset": dataset, "weights": weights, "head": f"region ({info['risk']})", "pool images": len(dicts),
+               "scored": len(pool), "unreadable": len(scored["unreadable"]), "prior": info["prior"]}
+    truth = load_pool_truth(dataset)
+    if truth is not None:
+        k = len(select_top(pool.ids, scores, topk=topk, threshold=threshold))
+        summary["comparison"] = purifier_comparison(
+            scored["positive"], pool, positive_images(truth), head_scores=scores,
+            head_name=f"region head, {info['risk']} (this selection)", prior=info["prior"], loss=cfg.PU.LOSS,
+            schedule=head_schedule(cfg, scored["num_classes"]), num_classes=scored["num_classes"], k=k)
+    summary = write_selection_files(
+        out_dir, dataset, pool.ids, scores, {d["image_id"]: d["file_name"] for d in dicts}, topk=topk,
+        threshold=threshold, summary=summary, rule_by=" by the region head", title=f"region PU scores on {dataset}",
+        xlabel="PU score g(x) (best region)",
+    )
+    write_unreadable(os.path.join(out_dir, "unreadable.tsv"), scored["unreadable"])
+    best = np.argsort(-regions, axis=1, kind="stable")[:, :top_regions]
+    atomic_write(os.path.join(out_dir, "region_scores.npz"),
+                 lambda f: np.savez(f, ids=pool.ids, boxes=np.take_along_axis(pool.boxes, best[..., None], axis=1),
+                                    scores=np.take_along_axis(regions, best, axis=1)), mode="wb")
+    return summary

@@ -25,6 +25,9 @@ measurements, never timed tests).
       val (default 5000 images, 80 classes): pycocotools' Python COCOeval, faster-coco-eval's C++ COCOeval
       (pudet's fallback without detectron2._C) and, where built, detectron2's compiled COCOeval_opt; the
       time, the ratio to pycocotools and whether the AP table is identical.
+  tools/benchmark.py processes [--arrangements 1x2 2x1] [--steps S] [--images N] [--rounds R]
+      what --num-gpus costs or gains on a CPU machine: images/s of teacher training steps and of label with P
+      processes x T threads each (tools/benchmark_processes.py).
 """
 import argparse
 import contextlib
@@ -64,6 +67,9 @@ from pudet.data.chunked import default_inference_workers  # noqa: E402
 from pudet.data.mappers import InferenceMapper, PUDatasetMapper  # noqa: E402
 from pudet.engine.pseudo_label import label_images  # noqa: E402
 from pudet.pu.select import score_pool  # noqa: E402
+
+# isort: split
+import benchmark_processes  # noqa: E402  (tools/benchmark_processes.py: the processes sub-command)
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 WD = os.path.join(REPO, "configs", "WildDigits")
@@ -546,8 +552,10 @@ def main(argv=None):
                        help="cuda: images/s on the GPU in fp32 and AMP at --batch-sizes (default: %(default)s)")
     costs.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256], help="(cuda) PU batch sizes")
     costs.add_argument("--det-batch-sizes", type=int, nargs="+", default=[1, 8], help="(cuda) detector batch sizes")
+    benchmark_processes.add_parser(sub)
     args = p.parse_args(argv)
-    {"costs": bench_costs, "select": bench_select, "select-memory": bench_select_memory, "_select-peak": _select_peak,
+    {"processes": benchmark_processes.bench_processes,
+     "costs": bench_costs, "select": bench_select, "select-memory": bench_select_memory, "_select-peak": _select_peak,
      "label": bench_label, "distill": bench_distill, "coco-eval": bench_coco_eval}[args.command](args)
 
 

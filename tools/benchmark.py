@@ -16,6 +16,9 @@ are measurements, never timed tests).
       GeneralizedRCNN step of the same student on the same batches (medians of wall and CPU time; the models
       step in turn), against its bound: the plain step plus the teacher's forward plus the student's box head
       on the teacher's proposals, each measured; with --parts, also with the terms switched off.
+  tools/benchmark.py processes [--arrangements 1x2 2x1] [--steps S] [--images N] [--rounds R]
+      what --num-gpus costs or gains on a CPU machine: images/s of teacher training steps and of label with P
+      processes x T threads each (tools/benchmark_processes.py).
 
 COCO evaluation's implementations are compared by tools/benchmark_coco_eval.py, the COCO + ImageNet recipe's
 per-image costs measured by projects/COCO-ImageNet/measure_costs.py.
@@ -51,6 +54,9 @@ from pudet.data.mappers import InferenceMapper, PUDatasetMapper
 from pudet.engine.pseudo_label import label_images
 from pudet.engine.selection import score_pool
 from pudet.utils import machine_summary
+
+# isort: split
+import benchmark_processes  # tools/benchmark_processes.py: the processes sub-command
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 WD = os.path.join(REPO, "configs", "WildDigits")
@@ -345,9 +351,10 @@ def main(argv=None):
     d.add_argument("--batch-size", type=int, default=8)
     d.add_argument("--teacher-weights", default=teacher, help="(default: %(default)s; random if missing)")
     d.add_argument("--parts", action="store_true", help="also step with parts of the distillation switched off")
+    benchmark_processes.add_parser(sub)
     args = p.parse_args(argv)
-    {"select": bench_select, "select-memory": bench_select_memory, "_select-peak": _select_peak,
-     "label": bench_label, "distill": bench_distill}[args.command](args)
+    {"processes": benchmark_processes.bench_processes, "select": bench_select, "select-memory": bench_select_memory,
+     "_select-peak": _select_peak, "label": bench_label, "distill": bench_distill}[args.command](args)
 
 
 if __name__ == "__main__":

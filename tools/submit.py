@@ -18,6 +18,7 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import zlib
@@ -53,23 +54,37 @@ def node_command(tool_argv: Sequence[str], *, python: str, gpus_per_node: int, n
 
 
 class ToolJob(submitit.helpers.Checkpointable):
-    """What each node runs (submitit pickles it). On preemption or timeout submitit calls ``checkpoint``,
-    which resubmits this same job: the tool then resumes (see the module docstring)."""
+    """What each task runs (submitit pickles it): the tool, as one machine of detectron2's ``launch`` per task (one
+    task per node on SLURM; several tasks on one host only without GPUs, e.g. submitit's local executor). On
+    preemption or timeout submitit calls ``checkpoint``, which resubmits this same job: the tool then resumes
+    (see the module docstring)."""
 
     def __init__(self, tool_argv: Sequence[str], gpus_per_node: int, python: str = sys.executable):
         self.tool_argv, self.gpus_per_node, self.python = list(tool_argv), gpus_per_node, python
 
     def command(self, env: submitit.JobEnvironment) -> List[str]:
-        if env.num_tasks != env.num_nodes:
-            raise RuntimeError(f"one task per node expected, got {env.num_tasks} tasks on {env.num_nodes} nodes")
+        if env.num_tasks != env.num_nodes and os.environ.get("CUDA_VISIBLE_DEVICES", None) != "":
+            raise RuntimeError(f"one task per node expected (its processes take every GPU of the node), got "
+                               f"{env.num_tasks} tasks on {env.num_nodes} nodes")
         return node_command(self.tool_argv, python=self.python, gpus_per_node=self.gpus_per_node,
-                            num_nodes=env.num_nodes, node_rank=env.node, main_host=env.hostnames[0],
+                            num_nodes=env.num_tasks, node_rank=env.global_rank, main_host=env.hostnames[0],
                             job_id=env.job_id)
 
     def __call__(self) -> int:
         command = self.command(submitit.JobEnvironment())
         print("running:", shlex.join(command), flush=True)
-        return subprocess.run(command, cwd=REPO, check=True).returncode
+        # in a process group of its own, ended whole when this task ends first (requeued, or stopped by a signal):
+        # the processes that the tool's launch started would otherwise outlive it
+        tool = subprocess.Popen(command, cwd=REPO, start_new_session=True)
+        try:
+            returncode = tool.wait()
+        finally:
+            if tool.poll() is None:
+                os.killpg(tool.pid, signal.SIGKILL)
+                tool.wait()
+        if returncode:
+            raise subprocess.CalledProcessError(returncode, command)
+        return returncode
 
 
 def tool_argv(argv: Sequence[str]) -> List[str]:

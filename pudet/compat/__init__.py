@@ -13,6 +13,9 @@ Faster R-CNN FPN needs none of them (NMS and ROIAlign come from torchvision). de
 ``COCOEvaluator`` then runs faster-coco-eval's C++ COCOeval as its fast implementation, in place of the
 compiled ``COCOeval_opt``: see :func:`cocoeval_class`.
 
+On every build, multi-process runs work on a machine without GPUs (gloo processes, DDP without device ids):
+see :mod:`.distributed`.
+
 ``python -m pudet.compat`` prints the detectron2 variant, the torch/torchvision versions and whether
 CUDA is available.
 """
@@ -107,14 +110,17 @@ def cocoeval_class():
     return FasterCOCOeval
 
 
-def _quiet_torch_jit_deprecation():
+def _quiet_torch_deprecations():
     # detectron2 (v0.6 and main) calls torch.jit.script at import time; torch >= 2.10 warns on every call
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    # DefaultTrainer builds DDP with broadcast_buffers=False (what it means: no buffer sync at all), which recent
+    # torch warns about in every process
+    warnings.filterwarnings("ignore", message=r"`broadcast_buffers` is deprecated", category=FutureWarning)
 
 
 def apply() -> None:
     """Install the stand-ins this detectron2 build needs. Idempotent; ``import pudet`` calls it."""
-    _quiet_torch_jit_deprecation()
+    _quiet_torch_deprecations()
     # before anything imports detectron2.data, whose transforms use Image.LINEAR as a default argument
     _patch_pillow()
     import detectron2
@@ -129,6 +135,10 @@ def apply() -> None:
         from detectron2.evaluation import coco_evaluation
 
         coco_evaluation.COCOeval_opt = cocoeval_class()
+    from . import distributed
+
+    distributed.install_gloo_worker()
+    distributed.install_cpu_ddp()
 
 
 def coco_evaluator(dataset_name, output_dir=None, **kwargs):

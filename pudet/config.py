@@ -172,6 +172,16 @@ def _add_self_distill_config(cfg):
     # beta of the smooth L1 that measures L_kdr's two distances (Eq. 15); 0 = the paper's L1, > 0 = a
     # gradient that vanishes as the student's box nears the target
     _C.MODEL.PUDET.KDR_BETA = 0.0
+    # L_kdr's reading of Eq. 15: "bounded", the ground truth is the target wherever the student is not better
+    # than the teacher by KDR_MARGIN (the bound the paper's text describes, Chen et al. 2017: a wrong teacher box
+    # is never a target); "min", as written: the nearer of the teacher's and the ground truth's deltas
+    _C.MODEL.PUDET.KDR_MODE = "bounded"
+    # m of the "bounded" reading, in the distance of KDR_BETA
+    _C.MODEL.PUDET.KDR_MARGIN = 0.0
+    # what L_kdr's sum over the foreground proposals is divided by: "sampled", the number of the teacher's
+    # sampled proposals, as detectron2's own box loss is averaged; "foreground", their foreground count (Eq. 15
+    # as written), which weighs each box several times L_det's and drowns what pool images add
+    _C.MODEL.PUDET.KDR_NORMALIZER = "sampled"
     # psi: the imitation mask keeps anchors with IoU > psi * (the box's max IoU on that level)
     _C.MODEL.PUDET.IMITATION_PSI = 0.5
     # deprecated: DATASETS.PSEUDO_SCORE_THRESH (still honoured where set, with a warning; None = not set)

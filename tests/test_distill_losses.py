@@ -5,7 +5,14 @@ import pytest
 import torch
 from detectron2.structures import Boxes
 
-from pudet.modeling.distill_losses import hint_loss, imitation_masks, kd_cls_loss, kd_reg_loss, teacher_correct
+from pudet.modeling.distill_losses import (
+    hint_loss,
+    imitation_masks,
+    kd_cls_loss,
+    kd_reg_bounded_loss,
+    kd_reg_loss,
+    teacher_correct,
+)
 
 
 def test_hint_loss_by_hand():
@@ -153,6 +160,48 @@ def test_kd_reg_loss_zero_when_student_equals_teacher_or_no_foreground():
     s = torch.randn(5, 4, requires_grad=True)
     assert kd_reg_loss(s, s.detach().clone(), torch.randn(5, 4), torch.ones(5, dtype=torch.bool)).item() == 0.0
     loss = kd_reg_loss(s, torch.randn(5, 4), torch.randn(5, 4), torch.zeros(5, dtype=torch.bool))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert s.grad is not None
+
+
+def test_kd_reg_bounded_loss_by_hand():
+    student = torch.tensor([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [2.0, 0.0, 0.0, 0.0], [5.0, 5.0, 5.0, 5.0]])
+    teacher = torch.tensor([[0.0, 2.5, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    gt = torch.tensor([[0.0, 3.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.5], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    fg = torch.tensor([True, True, True, False])
+    # row 0: the student is 3 from the ground truth, the teacher 0.5: |s - gt| = 3 (Eq. 15's min takes |s - t| =
+    # 2.5 instead); row 1: student 0.5, teacher 3.5: better, 0 (min: 0.5); row 2: student 2, teacher 1: 2; row 3
+    # background. Over the 3 foreground proposals
+    assert kd_reg_bounded_loss(student, teacher, gt, fg).item() == pytest.approx((3 + 2) / 3)
+    assert kd_reg_loss(student, teacher, gt, fg).item() == pytest.approx((2.5 + 0.5 + 2) / 3)
+    # margin 3: row 1 (0.5 + 3 > 3.5 is false) stays 0; margin 3.5 adds its 0.5
+    assert kd_reg_bounded_loss(student, teacher, gt, fg, margin=3.0).item() == pytest.approx((3 + 2) / 3)
+    assert kd_reg_bounded_loss(student, teacher, gt, fg, margin=3.5).item() == pytest.approx((3 + 0.5 + 2) / 3)
+
+
+def test_kd_reg_bounded_loss_never_pulls_towards_a_wrong_teacher():
+    """A student a step past a wrong teacher towards the ground truth: Eq. 15's min pulls it back onto the
+    teacher's box (against L_det's own regression); the bound lets it go. A student worse than the teacher is
+    pulled towards the ground truth alone."""
+    teacher = torch.randn(6, 4)
+    gt = teacher - 3.0
+    fg = torch.ones(6, dtype=torch.bool)
+    past = (teacher - 0.5).requires_grad_()
+    kd_reg_loss(past, teacher, gt, fg).backward()
+    assert torch.allclose(past.grad, torch.full((6, 4), -1 / 6))  # descent moves it up, back to the teacher
+    past = (teacher - 0.5).requires_grad_()
+    loss = kd_reg_bounded_loss(past, teacher, gt, fg)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.count_nonzero(past.grad) == 0
+    worse = (teacher + 0.5).requires_grad_()
+    kd_reg_bounded_loss(worse, teacher, gt, fg).backward()
+    assert torch.allclose(worse.grad, torch.full((6, 4), 1 / 6))  # descent moves it down, towards the gt
+
+
+def test_kd_reg_bounded_loss_zero_without_foreground():
+    s = torch.randn(5, 4, requires_grad=True)
+    loss = kd_reg_bounded_loss(s, torch.randn(5, 4), torch.randn(5, 4), torch.zeros(5, dtype=torch.bool))
     assert loss.item() == 0.0
     loss.backward()
     assert s.grad is not None

@@ -208,7 +208,10 @@ def test_options(capsys, tmp_path):
         "output/demo", 200, 2000, 500, 0.04)
     assert (quick.output_dir, quick.num_labeled, quick.num_pool, quick.teacher_lr) == (
         "output/demo_quick", settings.QUICK["num_labeled"], 100, settings.QUICK["teacher_lr"])
-    assert (full.student_iters, full.student_lr, quick.student_lr) == (200, 0.02, settings.QUICK["student_lr"])
+    # the students train the teacher's schedule unless told otherwise
+    assert (full.student_iters, full.student_lr, quick.student_iters, quick.student_lr) == (
+        500, 0.04, settings.QUICK["teacher_iters"], settings.QUICK["teacher_lr"])
+    assert settings.parse_args(["--student-iters", "200", "--teacher-lr", "0.02"]).student_lr == 0.02
     assert rows.schedule(200, 0.02)[:4] == ["SOLVER.MAX_ITER", "200", "SOLVER.BASE_LR", "0.02"]
     # the class split reaches every tool: the benchmark's known digits and the detector's number of classes
     opts = rows.benchmark_opts(settings.parse_args(["--known-classes", "5,6,7"]))
@@ -232,18 +235,33 @@ def test_options(capsys, tmp_path):
     with pytest.raises(SystemExit, match="pretrain_iters 0 there, 2400 now"):
         settings.check_settings(settings.parse_args(["--output-dir", str(old)]))
     settings.check_settings(settings.parse_args(["--output-dir", str(old), "--pretrain-iters", "0"]))
-    # students start from the teacher's weights, or from the teacher's own start (the pretrained bottom-up);
+    # students start from the teacher's own start (the pretrained bottom-up), or from the teacher's weights;
     # an output dir made before --student-start existed holds teacher-started students
-    assert rows.student_start_opts(full, "t.pth") == ["MODEL.WEIGHTS", "t.pth"]
-    assert rows.student_start_opts(settings.parse_args(["--student-start", "pretrained"]), "t.pth") == [
-        "WILD_DIGITS.PRETRAIN.ENABLED", "True", "WILD_DIGITS.PRETRAIN.ITERS", "2400", "MODEL.WEIGHTS", "",
-        "SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
-        "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "5.0"]
+    assert rows.student_start_opts(full, "t.pth") == [
+        "WILD_DIGITS.PRETRAIN.ENABLED", "True", "WILD_DIGITS.PRETRAIN.ITERS", "2400", "MODEL.WEIGHTS", ""]
+    teacher_start = settings.parse_args(["--student-start", "teacher"])
+    assert rows.student_start_opts(teacher_start, "t.pth") == ["MODEL.WEIGHTS", "t.pth"]
     recorded.pop("student_start")
     (old / "settings.json").write_text(json.dumps({**recorded, "pretrain_iters": 2400}))
-    settings.check_settings(settings.parse_args(["--output-dir", str(old)]))
+    settings.check_settings(settings.parse_args(["--output-dir", str(old), "--student-start", "teacher"]))
     with pytest.raises(SystemExit, match="student_start teacher there, pretrained now"):
-        settings.check_settings(settings.parse_args(["--output-dir", str(old), "--student-start", "pretrained"]))
+        settings.check_settings(settings.parse_args(["--output-dir", str(old)]))
+    # the paper's protocol makes the labeled-only row the teacher itself (trained once); any other start or
+    # schedule trains it as a row of its own
+    paths = settings.Paths.of("o")
+    baseline = rows.ROWS[0]
+    assert rows.teacher_is_baseline(full) and rows.row_folder(full, paths, baseline) == paths.teacher
+    assert rows.row_folder(full, paths, rows.ROWS[1]) == os.path.join("o", "students", "baseline_seed+1")
+    for other in (teacher_start, settings.parse_args(["--student-iters", "200"])):
+        assert not rows.teacher_is_baseline(other)
+        assert rows.row_folder(other, paths, baseline) == os.path.join("o", "students", "baseline")
+    # the teacher and a labeled-only student of the same SEED get the same training: the same config file and
+    # overrides (the student's MODEL.WEIGHTS "" is the teacher config's own)
+    teacher, student = rows.teacher_args(full, "out", 500), rows.student_args(full, baseline, "t.pth", "labels", "out")
+    assert teacher[:3] == student[:3] == ["--resume", "--config-file", rows.TEACHER_YAML]
+    overrides = dict(zip(student[3::2], student[4::2]))
+    assert overrides.pop("MODEL.WEIGHTS") == ""
+    assert overrides == dict(zip(teacher[3::2], teacher[4::2]))
     # every tool runs on the device torch sees (auto), or on the one asked for
     assert full.device == ("cuda" if torch.cuda.is_available() else "cpu")
     assert settings.parse_args(["--device", "cpu"]).device == "cpu"
@@ -257,7 +275,8 @@ def test_dry_run_lists_the_commands_and_runs_nothing(demo, tmp_path, capsys):
     assert printed[-1] == "Dry run: stage teacher, pu, select, label, students, report listed; nothing ran"
     assert not os.path.exists(out)  # not even settings.json
     tools = [os.path.basename(next(w for w in shlex.split(c) if w.endswith(".py"))) for c in commands]
-    assert tools == ["train_net.py"] + ["purify_net.py"] * 9 + ["evaluate_pool_truth.py"] * 2 + ["train_net.py"] * 11 \
+    # 10 trainings in the students stage: the labeled-only row is the teacher
+    assert tools == ["train_net.py"] + ["purify_net.py"] * 9 + ["evaluate_pool_truth.py"] * 2 + ["train_net.py"] * 10 \
         + ["visualize_pseudo_labels.py"]
     # a step that needs an earlier one's output names it; steps side by side get their share of the threads
     assert f"PU.PRIOR '<prior of {out}/pu/prior.json>'" in commands[3]
@@ -332,7 +351,9 @@ def test_oracle_pseudo_labels_are_the_pools_true_positives(tiny_root, tiny_bench
 def test_report_reads_the_stages_summaries(tiny_benchmark, tmp_path, capsys):
     """The report tabulates what the stages wrote (files made here by hand), and nothing else."""
     _, folder = tiny_benchmark
-    args = settings.parse_args(["--output-dir", str(tmp_path), "--rows", "baseline,pu_0.5"])
+    # students started from the teacher's weights: the labeled-only row is a training of its own
+    args = settings.parse_args(["--output-dir", str(tmp_path), "--rows", "baseline,pu_0.5",
+                                "--student-start", "teacher"])
     p = Paths.of(args.output_dir)
 
     bbox = {"AP": 40.0, "AP50": 60.0, "AP75": 42.0, "APs": 41.0, "APm": 30.0}
@@ -411,6 +432,7 @@ def test_report_reads_the_stages_summaries(tiny_benchmark, tmp_path, capsys):
     assert list(times["stages"]) == ["teacher", "pu", "label", "report"]  # the report: its gallery
     assert times["total"] == pytest.approx(200.0 + times["stages"]["report"])
     assert times["untimed steps"] == []
+    assert times["total in teacher iterations"] == pytest.approx(times["total"] / 0.3)
     out = capsys.readouterr().out
     assert "estimated 0.248 (bbe on the region head's out-of-fold scores; Elkan-Noto there 0.520)" in out
     assert "training SEED 0 / 1 / 2 (same data): 41.0 / 41.5 / 40.8; spread (max - min) 0.7" in out
@@ -421,11 +443,19 @@ def test_report_reads_the_stages_summaries(tiny_benchmark, tmp_path, capsys):
     assert f"device: {args.device};" in out
     assert "| PU-selected at tau 0.5 beats the baseline | AP 42.5 vs 41.0: margin +1.5, noise spread 0.7 | holds" in out
 
+    # the paper's protocol (the default): the labeled-only row is the teacher, whatever students/baseline holds
+    paper = settings.parse_args(["--output-dir", str(tmp_path), "--rows", "baseline,pu_0.5"])
+    stages.stage_report(paper, p, Runner(p.logs, stage="report"))
+    with open(os.path.join(str(tmp_path), "results.json")) as f:
+        results = json.load(f)
+    assert results["rows"][2][0] == "Labeled only (baseline) = the teacher" and results["rows"][2][-5] == 40.0
+    assert results["noise"] == {"labeled-only AP": [40.0, 41.5, 40.75], "spread": 1.5}
+
 
 def test_report_of_a_run_without_the_pool_stages(tmp_path):
     """A run of the teacher and some rows only (e.g. a class-split check of self-distillation): the report
     tabulates them, judges the claims it can, and says what was not measured instead of failing."""
-    args = settings.parse_args(["--output-dir", str(tmp_path), "--rows", "baseline,sd"])
+    args = settings.parse_args(["--output-dir", str(tmp_path), "--rows", "baseline,sd", "--student-start", "teacher"])
     p = Paths.of(args.output_dir)
     bbox = {"AP": 40.0, "AP50": 60.0, "AP75": 42.0, "APs": 41.0, "APm": 30.0}
     write(os.path.join(p.teacher, "eval_results.json"), {"bbox": bbox})

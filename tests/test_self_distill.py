@@ -46,6 +46,11 @@ def teacher_r34(tmp_path_factory):
     return str(cfg_file), weights
 
 
+# the test teacher is barely trained, so a fresh student is often nearer the ground truth than it, and the
+# default (bounded) L_kdr is zero: tests of the losses' plumbing use Eq. 15's min, non-zero wherever they differ
+KDR_MIN = ("MODEL.PUDET.KDR_MODE", "min")
+
+
 def _student(teacher_r34, *opts):
     cfg_file, weights = teacher_r34
     cfg = _cfg(os.path.join(WD_CONFIGS, "student_R18_FPN_sd.yaml"), "MODEL.PUDET.TEACHER_CONFIG", cfg_file,
@@ -67,7 +72,7 @@ def _batch():
 
 
 def test_losses_and_frozen_teacher(teacher_r34):
-    model = _student(teacher_r34)
+    model = _student(teacher_r34, *KDR_MIN)
     assert isinstance(model, SelfDistillRCNN)
     teacher = model.teacher
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
@@ -110,6 +115,27 @@ def test_switches_and_weights(teacher_r34):
         losses = model(_batch())
     assert "loss_hint" not in losses and "loss_kdr" not in losses
     assert losses["loss_kdc"].item() == 0.0  # lambda = 0
+
+
+def test_kdr_normalizer_and_mode(teacher_r34):
+    """L_kdr over the teacher's sampled proposals (the default) is L_kdr over their foreground (Eq. 15) times the
+    foreground share of the sampled proposals; the bounded reading penalises only the proposals where the
+    student is farther from the ground truth than the teacher (``distill/kdr_student_worse`` of them)."""
+    kdr, scalars = {}, {}
+    for mode, normalizer in (("min", "foreground"), ("min", "sampled"), ("bounded", "sampled")):
+        model = _student(teacher_r34, "MODEL.PUDET.KDR_MODE", mode, "MODEL.PUDET.KDR_NORMALIZER", normalizer).train()
+        torch.manual_seed(7)
+        with EventStorage() as storage:
+            kdr[mode, normalizer] = model(_batch())["loss_kdr"].item()
+            scalars[mode, normalizer] = {k: v[0] for k, v in storage.latest().items()}
+    s = scalars["min", "sampled"]
+    fg, bg = s["distill/roi_head/num_fg_samples"], s["distill/roi_head/num_bg_samples"]
+    assert 0 < fg and kdr["min", "foreground"] > 0
+    assert kdr["min", "sampled"] == pytest.approx(kdr["min", "foreground"] * fg / (fg + bg), rel=1e-5)
+    assert 0.0 <= s["distill/kdr_teacher_nearer"] <= 1.0 and 0.0 <= s["distill/kdr_student_worse"] <= 1.0
+    assert (kdr["bounded", "sampled"] > 0) == (s["distill/kdr_student_worse"] > 0)
+    with pytest.raises(ValueError, match="KDR_MODE"):
+        _student(teacher_r34, "MODEL.PUDET.KDR_MODE", "nearest")
 
 
 def test_inference_is_the_students(teacher_r34):
@@ -257,7 +283,7 @@ def test_box_head_on_the_proposals_that_count_changes_no_loss_or_gradient(teache
     enter neither L_kdc nor L_kdr): same losses and gradients as running it on every proposal."""
     results = []
     for subset in (False, True):
-        model = _student(teacher_r34).train()
+        model = _student(teacher_r34, *KDR_MIN).train()
         if not subset:
             model._box_head_mixes_proposals = lambda: True  # the path a box head with batch norm takes
         torch.manual_seed(7)
@@ -281,7 +307,7 @@ def test_one_box_head_pass_gives_the_losses_and_gradients_of_two(teacher_r34):
     forward, then the box head on the teacher's proposals)."""
     results = []
     for one_pass in (True, False):
-        model = _student(teacher_r34).train()
+        model = _student(teacher_r34, *KDR_MIN).train()
         assert model._one_box_head_pass()
         if not one_pass:
             model._one_box_head_pass = lambda: False

@@ -14,7 +14,8 @@ are measurements, never timed tests).
   tools/benchmark.py distill [--steps S] [--batch-size B] [--teacher-weights W] [--parts]
       a SelfDistillRCNN training step (student + frozen teacher + hint/kdc/kdr) over a plain detectron2
       GeneralizedRCNN step of the same student on the same batches (medians of wall and CPU time; the models
-      step in turn); with --parts, also with the terms switched off, to show what each part costs.
+      step in turn), against its bound: the plain step plus the teacher's forward plus the student's box head
+      on the teacher's proposals, each measured; with --parts, also with the terms switched off.
 
 COCO evaluation's implementations are compared by tools/benchmark_coco_eval.py, the COCO + ImageNet recipe's
 per-image costs measured by projects/COCO-ImageNet/measure_costs.py.
@@ -238,17 +239,21 @@ def bench_distill(args):
             torch.manual_seed(0)
             model = build_model(cfg).train()
             models[name] = (model, torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9))
-        times = {name: [] for name in models}
-        cpu = {name: [] for name in models}
+        distilled = models["self-distillation step (hint + kdc + kdr)"][0]
+        parts = (TEACHER_FORWARD, BOX_HEAD_ON_TEACHER)
+        times = {name: [] for name in (*models, *parts)}
+        cpu = {name: [] for name in (*models, *parts)}
         q_fractions = []
         with EventStorage() as storage:
             for i, batch in enumerate(batches):
-                for name, (model, optimizer) in models.items():
+                steps = [(name, functools.partial(_train_step, model, optimizer, batch))
+                         for name, (model, optimizer) in models.items()]
+                steps += [(TEACHER_FORWARD, functools.partial(_teacher_proposals, distilled, batch)),
+                          (BOX_HEAD_ON_TEACHER, functools.partial(_box_head_on, distilled,
+                                                                  *_box_head_inputs(distilled, batch)))]
+                for name, step in steps:
                     start, start_cpu = time.perf_counter(), time.process_time()
-                    losses = model(batch)
-                    optimizer.zero_grad()
-                    sum(losses.values()).backward()
-                    optimizer.step()
+                    step()
                     if i > 0:  # the first step is a warm-up
                         times[name].append(time.perf_counter() - start)
                         cpu[name].append(time.process_time() - start_cpu)
@@ -259,13 +264,57 @@ def bench_distill(args):
     wall = {name: statistics.median(t) for name, t in times.items()}
     cpu = {name: statistics.median(t) for name, t in cpu.items()}
     plain = next(iter(models))
+    # what a distilled step cannot cost less than: a plain step, the teacher's forward and the student's box head
+    # on the teacher's proposals, each measured
+    bound = "bound: plain step + teacher forward + student box head on the teacher's proposals"
+    for measured in (wall, cpu):
+        measured[bound] = measured[plain] + measured[TEACHER_FORWARD] + measured[BOX_HEAD_ON_TEACHER]
     teacher = "from " + weights if tmp is None else "randomly initialised"
     print(f"distill: R18-FPN student (and R18-FPN teacher {teacher}, q_fraction "
           f"{statistics.mean(q_fractions):.2f}), {args.batch_size} images of 128x128 per step, "
           f"median of {args.steps} steps of each, interleaved; {machine_summary()}")
     print(tabulate([[name, f"{wall[name]:.3f}", f"{wall[name] / wall[plain]:.2f}", f"{cpu[name]:.3f}",
-                     f"{cpu[name] / cpu[plain]:.2f}"] for name in models],
+                     f"{cpu[name] / cpu[plain]:.2f}"] for name in (*models, *parts, bound)],
                    headers=["", "s/step", "ratio to plain", "CPU s/step", "CPU ratio to plain"], tablefmt="github"))
+    distill = "self-distillation step (hint + kdc + kdr)"
+    print(f"the distilled step over its bound: {wall[distill] / wall[bound]:.2f} (wall), "
+          f"{cpu[distill] / cpu[bound]:.2f} (CPU)")
+
+
+TEACHER_FORWARD = "teacher forward (backbone, RPN, box head on its sampled proposals)"
+BOX_HEAD_ON_TEACHER = "student box head on the teacher's proposals (forward + backward)"
+
+
+def _train_step(model, optimizer, batch):
+    losses = model(batch)
+    optimizer.zero_grad()
+    sum(losses.values()).backward()
+    optimizer.step()
+
+
+def _teacher_proposals(model, batch):
+    """The teacher's forward of a distilled step on ``batch``: its features, its proposals sampled against the
+    ground truth, its box head on them. Returns the sampled proposals."""
+    images = model.teacher.preprocess_image(batch)
+    with torch.no_grad():
+        features = model.teacher.backbone(images.tensor)
+    sampled, _ = model._teacher_boxes(images, features, [x["instances"].to(model.device) for x in batch])
+    return sampled
+
+
+def _box_head_inputs(model, batch):
+    """(the student's features, the teacher's sampled boxes) of ``batch``, for :func:`_box_head_on`."""
+    with torch.no_grad():
+        features = model.backbone(model.preprocess_image(batch).tensor)
+    return features, [p.proposal_boxes for p in _teacher_proposals(model, batch)]
+
+
+def _box_head_on(model, features, boxes):
+    """The student's box pooler, head and predictor on ``boxes``, forward and backward to its features."""
+    heads = model.roi_heads
+    leaves = [features[f].detach().requires_grad_() for f in heads.box_in_features]
+    logits, deltas = heads.box_predictor(heads.box_head(heads.box_pooler(leaves, boxes)))
+    (logits.sum() + deltas.sum()).backward()
 
 
 def main(argv=None):

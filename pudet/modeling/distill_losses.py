@@ -3,14 +3,14 @@
 Notation: R proposals (the teacher's, fed to both box heads), K classes, background index K, FPN levels
 i = 1..5 with feature maps (N, C, H_i, W_i).
 """
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from detectron2.structures import Boxes, pairwise_iou
 from fvcore.nn import smooth_l1_loss
 
-__all__ = ["hint_loss", "imitation_masks", "teacher_correct", "kd_cls_loss", "kd_reg_loss"]
+__all__ = ["hint_loss", "imitation_masks", "teacher_correct", "kd_cls_loss", "kd_reg_loss", "kd_reg_bounded_loss"]
 
 
 def hint_loss(student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor],
@@ -125,8 +125,22 @@ def kd_cls_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, gt_c
     return temperature ** 2 * (q * kl).sum() / torch.clamp(q.sum(), min=1.0)
 
 
+def _check_deltas(student_deltas, teacher_deltas, gt_deltas, fg_mask):
+    if not (student_deltas.shape == teacher_deltas.shape == gt_deltas.shape) or student_deltas.dim() != 2:
+        raise ValueError("student, teacher and ground-truth deltas must be (R, 4) of one shape")
+    if fg_mask.shape != student_deltas.shape[:1]:
+        raise ValueError(f"fg_mask {tuple(fg_mask.shape)} does not match {student_deltas.shape[0]} proposals")
+
+
+def _mean(per_proposal: torch.Tensor, fg_mask: torch.Tensor, normalizer: Optional[float]) -> torch.Tensor:
+    """The foreground proposals' sum of ``per_proposal`` over ``normalizer`` (None: the foreground count)."""
+    count = fg_mask.sum().to(per_proposal.dtype) if normalizer is None else torch.as_tensor(
+        float(normalizer), dtype=per_proposal.dtype)
+    return (fg_mask.to(per_proposal.dtype) * per_proposal).sum() / torch.clamp(count, min=1.0)
+
+
 def kd_reg_loss(student_deltas: torch.Tensor, teacher_deltas: torch.Tensor, gt_deltas: torch.Tensor,
-                fg_mask: torch.Tensor, beta: float = 0.0) -> torch.Tensor:
+                fg_mask: torch.Tensor, beta: float = 0.0, normalizer: Optional[float] = None) -> torch.Tensor:
     """Ground-truth-bounded distillation of the box regression branch (Eq. 15).
 
     ``L = 1 / sum_i q_i * sum_i q_i min(|t'_i - t^t_i|_1, |t'_i - t*_i|_1)``, q = foreground proposals; with
@@ -139,14 +153,41 @@ def kd_reg_loss(student_deltas: torch.Tensor, teacher_deltas: torch.Tensor, gt_d
         gt_deltas: (R, 4) the ground-truth deltas t* of each proposal.
         fg_mask: (R,) bool, the foreground proposals.
         beta: the smooth L1's beta (0: the paper's L1).
+        normalizer: what the sum is divided by; None = ``sum_i q_i`` (Eq. 15), e.g. the number of sampled
+            proposals for the scale of detectron2's own box loss.
     Returns:
         scalar loss; zero, still connected to ``student_deltas``, without foreground proposals.
     """
-    if not (student_deltas.shape == teacher_deltas.shape == gt_deltas.shape) or student_deltas.dim() != 2:
-        raise ValueError("student, teacher and ground-truth deltas must be (R, 4) of one shape")
-    if fg_mask.shape != student_deltas.shape[:1]:
-        raise ValueError(f"fg_mask {tuple(fg_mask.shape)} does not match {student_deltas.shape[0]} proposals")
+    _check_deltas(student_deltas, teacher_deltas, gt_deltas, fg_mask)
     to_teacher = smooth_l1_loss(student_deltas, teacher_deltas.detach(), beta, reduction="none").sum(dim=1)  # (R,)
     to_gt = smooth_l1_loss(student_deltas, gt_deltas, beta, reduction="none").sum(dim=1)  # (R,)
-    q = fg_mask.to(student_deltas.dtype)
-    return (q * torch.minimum(to_teacher, to_gt)).sum() / torch.clamp(q.sum(), min=1.0)
+    return _mean(torch.minimum(to_teacher, to_gt), fg_mask, normalizer)
+
+
+def kd_reg_bounded_loss(student_deltas: torch.Tensor, teacher_deltas: torch.Tensor, gt_deltas: torch.Tensor,
+                        fg_mask: torch.Tensor, beta: float = 0.0, margin: float = 0.0,
+                        normalizer: Optional[float] = None) -> torch.Tensor:
+    """Teacher-bounded regression (Chen et al., NeurIPS 2017), the bound that Eq. 15's text describes: the
+    student regresses to the ground truth wherever it is not better than the teacher by ``margin``.
+
+    ``L = 1 / sum_i q_i * sum_i q_i b_i |t'_i - t*_i|_1`` with ``b_i = 1`` where ``|t'_i - t*_i|_1 + margin >
+    |t^t_i - t*_i|_1``, else 0; q = foreground proposals. The teacher's deltas only gate the loss: they are
+    never a target, so a teacher box worse than the ground truth cannot pull the student towards it. With
+    ``beta`` > 0 the distances are smooth L1s (fvcore's, summed over the 4 coordinates).
+
+    Args:
+        student_deltas: (R, 4) the student's deltas t' for each proposal's ground-truth class.
+        teacher_deltas: (R, 4) the teacher's deltas t^t for the same class.
+        gt_deltas: (R, 4) the ground-truth deltas t* of each proposal.
+        fg_mask: (R,) bool, the foreground proposals.
+        beta: the smooth L1's beta (0: L1).
+        margin: m, how much better than the teacher the student must be to go unpenalised.
+        normalizer: as :func:`kd_reg_loss`'s.
+    Returns:
+        scalar loss; zero, still connected to ``student_deltas``, without foreground proposals.
+    """
+    _check_deltas(student_deltas, teacher_deltas, gt_deltas, fg_mask)
+    student = smooth_l1_loss(student_deltas, gt_deltas, beta, reduction="none").sum(dim=1)  # (R,)
+    teacher = smooth_l1_loss(teacher_deltas.detach(), gt_deltas, beta, reduction="none").sum(dim=1)  # (R,)
+    worse = (student.detach() + margin > teacher).to(student.dtype)  # (R,)
+    return _mean(worse * student, fg_mask, normalizer)

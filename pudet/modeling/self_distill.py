@@ -25,13 +25,13 @@ from detectron2.layers import cat
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, StandardROIHeads
 from detectron2.structures import Boxes
 from detectron2.utils.events import get_event_storage
-from fvcore.nn import weight_init
+from fvcore.nn import smooth_l1_loss, weight_init
 from torch import nn
 
 from ..config import get_pudet_cfg
 from ..utils import atomic_write
 from .checkpoint import load_checkpoint
-from .distill_losses import hint_loss, imitation_masks, kd_cls_loss, kd_reg_loss, teacher_correct
+from .distill_losses import hint_loss, imitation_masks, kd_cls_loss, kd_reg_bounded_loss, kd_reg_loss, teacher_correct
 
 __all__ = ["SelfDistillRCNN", "build_frozen_detector", "build_teacher", "load_teacher_weights", "student_state_dict",
            "save_student", "export_student"]
@@ -39,6 +39,9 @@ __all__ = ["SelfDistillRCNN", "build_frozen_detector", "build_teacher", "load_te
 logger = logging.getLogger(__name__)
 
 ADAPTER_PREFIX = "adapters."
+# MODEL.PUDET.KDR_MODE: "min", Eq. 15 as written (the nearer of the teacher's and the ground truth's deltas is
+# the target); "bounded", the ground truth is the target wherever the student is not better than the teacher
+KDR_MODES = ("min", "bounded")
 
 
 class _TeacherTargets(NamedTuple):
@@ -116,7 +119,8 @@ class SelfDistillRCNN(GeneralizedRCNN):
     Training returns the student's detectron2 losses and, each already weighted, ``loss_hint``
     (gamma * L_hint), ``loss_kdc`` (lambda * L_kdc) and ``loss_kdr`` (lambda * L_kdr) for the parts that are
     on. Diagnostics go to the event storage: ``distill/mask_fraction_<level>`` (share of masked locations),
-    ``distill/q_fraction`` (share of teacher proposals the teacher classifies correctly). Inference is the
+    ``distill/q_fraction`` (share of teacher proposals the teacher classifies correctly),
+    ``distill/kdr_teacher_nearer`` and ``distill/kdr_student_worse`` (which target L_kdr has). Inference is the
     student's. With detectron2's ``StandardROIHeads``, the student's box head runs once per step, on its own
     sampled proposals and the teacher's together (the same losses as two passes, for the cost of one).
     """
@@ -124,7 +128,8 @@ class SelfDistillRCNN(GeneralizedRCNN):
     @configurable
     def __init__(self, *, teacher: GeneralizedRCNN, hint_features: List[str], hint_weight: float,
                  kd_weight: float, temperature: float, imitation_psi: float, hint_on: bool, kdc_on: bool,
-                 kdr_on: bool, kdr_beta: float = 0.0, **kwargs):
+                 kdr_on: bool, kdr_beta: float = 0.0, kdr_mode: str = "min", kdr_margin: float = 0.0,
+                 kdr_normalizer: str = "foreground", **kwargs):
         super().__init__(**kwargs)
         self._teacher = (teacher,)  # a tuple: outside the module tree (state_dict, parameters, train())
         self.hint_features = list(hint_features)
@@ -132,6 +137,11 @@ class SelfDistillRCNN(GeneralizedRCNN):
         self.kd_weight = kd_weight
         self.temperature = temperature
         self.kdr_beta = kdr_beta
+        if kdr_mode not in KDR_MODES:
+            raise ValueError(f"MODEL.PUDET.KDR_MODE must be one of {sorted(KDR_MODES)}, got '{kdr_mode}'")
+        if kdr_normalizer not in ("foreground", "sampled"):
+            raise ValueError(f"MODEL.PUDET.KDR_NORMALIZER must be 'foreground' or 'sampled', got '{kdr_normalizer}'")
+        self.kdr_mode, self.kdr_margin, self.kdr_normalizer = kdr_mode, kdr_margin, kdr_normalizer
         self.imitation_psi = imitation_psi
         self.hint_on, self.kdc_on, self.kdr_on = hint_on, kdc_on, kdr_on
         self.adapters = None
@@ -168,6 +178,9 @@ class SelfDistillRCNN(GeneralizedRCNN):
             kdc_on=p.KDC_ON,
             kdr_on=p.KDR_ON,
             kdr_beta=p.KDR_BETA,
+            kdr_mode=p.KDR_MODE,
+            kdr_margin=p.KDR_MARGIN,
+            kdr_normalizer=p.KDR_NORMALIZER,
         )
         return ret
 
@@ -318,8 +331,13 @@ class SelfDistillRCNN(GeneralizedRCNN):
         classes = gt_classes.clamp(0, num_classes - 1)[used]
         get_event_storage().put_scalar("distill/q_fraction", q.float().mean().item() if len(q) else 0.0)
         kdc = kd_cls_loss(s_logits, t_logits[used], gt_classes[used], self.temperature)
-        kdr = kd_reg_loss(_class_deltas(s_deltas, classes), _class_deltas(t_deltas[used], classes), gt_deltas[used],
-                          fg[used], beta=self.kdr_beta)
+        deltas = (_class_deltas(s_deltas, classes), _class_deltas(t_deltas[used], classes), gt_deltas[used], fg[used])
+        _put_kdr_targets(*deltas, beta=self.kdr_beta)
+        normalizer = len(fg) if self.kdr_normalizer == "sampled" else None
+        if self.kdr_mode == "bounded":
+            kdr = kd_reg_bounded_loss(*deltas, beta=self.kdr_beta, margin=self.kdr_margin, normalizer=normalizer)
+        else:
+            kdr = kd_reg_loss(*deltas, beta=self.kdr_beta, normalizer=normalizer)
         return kdc, kdr
 
     def _one_box_head_pass(self) -> bool:
@@ -335,6 +353,25 @@ class SelfDistillRCNN(GeneralizedRCNN):
         """Whether a proposal's box-head output depends on the other proposals (a batch norm in training)."""
         return self.training and any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
                                      for m in self.roi_heads.box_head.modules())
+
+
+def _put_kdr_targets(student, teacher, gt, fg, beta: float) -> None:
+    """Which target each foreground proposal's L_kdr has, to the event storage: ``distill/kdr_teacher_nearer``,
+    the share where the student is nearer the teacher's deltas than the ground truth's (Eq. 15's min takes the
+    teacher's there), and ``distill/kdr_student_worse``, the share where the student is farther from the ground
+    truth than the teacher is (the bounded reading penalises those); distances as L_kdr measures them."""
+    if not fg.any():
+        return
+    with torch.no_grad():
+        s, t, g = student[fg], teacher[fg], gt[fg]
+
+        def distance(a, b):
+            return smooth_l1_loss(a, b, beta, reduction="none").sum(dim=1)  # (F,)
+
+        to_gt = distance(s, g)
+        storage = get_event_storage()
+        storage.put_scalar("distill/kdr_teacher_nearer", (distance(s, t) < to_gt).float().mean().item())
+        storage.put_scalar("distill/kdr_student_worse", (to_gt > distance(t, g)).float().mean().item())
 
 
 def _class_deltas(deltas: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import statistics
 from tabulate import tabulate
 
 from .checks import check_claims, check_miniature, noise
-from .rows import NOISE_ROWS, ROWS, VAL
+from .rows import NOISE_ROWS, ROWS, VAL, row_folder
 from .settings import STAGE_NAMES, read_json
 
 
@@ -73,7 +73,7 @@ def ap_section(args, paths):
         rows.append(["Teacher D_t, 2x iterations (L)", "-", "-", "-", *(teacher_2x[m] for m in metrics)])
     ap = {}
     for row in ROWS:
-        path = os.path.join(paths.students, row.key, "eval_results.json")
+        path = os.path.join(row_folder(args, paths, row), "eval_results.json")
         if not os.path.isfile(path):
             print(f"row '{row.key}' has no results yet ({path}): run the students stage for it")
             continue
@@ -85,6 +85,8 @@ def ap_section(args, paths):
             n_u, thr = diag["taus"][0]["images"], row.tau
             boxes = next(r["boxes"] for r in diag["taus"] if r["tau"] == thr)
         label = row.label.format(seed=args.seed + row.seed_offset)
+        if row_folder(args, paths, row) == paths.teacher:
+            label += " = the teacher"
         rows.append([label, n_u, thr, boxes, *(student[m] for m in metrics)])
     text = [tabulate(rows, headers=headers, tablefmt="github", floatfmt=".1f")]
     if teacher_2x is None:
@@ -169,8 +171,11 @@ def time_section(args, paths):
     yardstick = (f"device: {args.device}; the teacher's seconds per iteration (median of its metrics.json; the "
                  "machine's yardstick): " + ("not recorded" if per_iter is None else f"{per_iter:.3f}")
                  + f"; time of every step: {total / 60:.1f} min"
+                 + ("" if not per_iter else f" = {total / per_iter:.0f} teacher iterations (machines differ about 2x "
+                                            "in speed: this is the time in the machine's own units)")
                  + (f"; not timed, so left out (finished by an older run): {', '.join(untimed)}" if untimed else ""))
-    return {"time": {"teacher seconds/iteration": per_iter, "stages": times, "total": total, "untimed steps": untimed},
+    return {"time": {"teacher seconds/iteration": per_iter, "stages": times, "total": total,
+                     "total in teacher iterations": total / per_iter if per_iter else None, "untimed steps": untimed},
             "text": [yardstick, tabulate(time_rows, headers=["stage (wall time of its steps)", "seconds", "%"],
                                          tablefmt="github", floatfmt=".0f")]}
 

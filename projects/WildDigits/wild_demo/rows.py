@@ -42,9 +42,6 @@ NOISE_ROWS = ("baseline", "baseline_seed+1", "baseline_seed+2")
 # train-longer: the teacher trained twice as long on L (a --rows key beside the student rows)
 TEACHER_2X = "teacher_2x"
 ROW_KEYS = [r.key for r in ROWS] + [TEACHER_2X]
-# detectron2's gradient clipping, for students that start from the pretrained bottom-up (--student-start pretrained)
-CLIP_GRADIENTS = ["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
-                  "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "5.0"]
 # --quick also trains each detector on batches of 2 images (as the tests' few-iteration trainings, at lr 0.01)
 QUICK_DETECTOR = ["SOLVER.IMS_PER_BATCH", "2"]
 
@@ -81,13 +78,25 @@ def pretrain_opts(args):
 
 
 def student_start_opts(args, teacher):
-    """Where a student's weights start: the teacher's checkpoint, or (``--student-start pretrained``) the teacher's
-    own start, the glyph-pretrained bottom-up (``MODEL.WEIGHTS`` empty: train_net.py resolves it), every row with
-    gradients clipped to norm 5: from fresh heads the distillation losses start large, and at the teacher's lr
-    0.04 the self-distilled students diverged without it."""
+    """Where a student's weights start: (``--student-start pretrained``) the teacher's own start, the
+    glyph-pretrained bottom-up (``MODEL.WEIGHTS`` empty: train_net.py resolves it), or the teacher's checkpoint."""
     if args.student_start == "pretrained":
-        return [*pretrain_opts(args), "MODEL.WEIGHTS", "", *CLIP_GRADIENTS]
+        return [*pretrain_opts(args), "MODEL.WEIGHTS", ""]
     return ["MODEL.WEIGHTS", teacher]
+
+
+def teacher_is_baseline(args) -> bool:
+    """Whether the labeled-only row is the teacher itself: the students start where it started and train its
+    schedule (the paper's protocol), so that row's training would be the teacher's, step for step."""
+    return (args.student_start == "pretrained"
+            and (args.student_iters, args.student_lr) == (args.teacher_iters, args.teacher_lr))
+
+
+def row_folder(args, paths, row) -> str:
+    """Where ``row``'s training writes (the teacher's folder for a labeled-only row that is the teacher)."""
+    if row.key == "baseline" and teacher_is_baseline(args):
+        return paths.teacher
+    return os.path.join(paths.students, row.key)
 
 
 def teacher_args(args, out, iters):

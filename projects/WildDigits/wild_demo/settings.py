@@ -14,10 +14,11 @@ STAGE_NAMES = ("teacher", "pu", "select", "label", "students", "report")
 # the sizes and schedules of the real miniature, and of --quick (a smoke test of every stage; from scratch at
 # lr 0.04 a teacher needs the 100-iteration warmup that only 500+ iterations give it, so the toy teacher
 # trains at a lower lr)
+# trainings (the students train the teacher's schedule unless --student-iters / --student-lr say otherwise)
 DEFAULTS = {"num_labeled": 200, "num_pool": 2000, "num_val": 300, "pretrain_iters": 2400, "teacher_iters": 500,
-            "teacher_lr": 0.04, "pu_iters": 100, "student_iters": 200, "student_lr": 0.02}
+            "teacher_lr": 0.04, "pu_iters": 100}
 QUICK = {"num_labeled": 40, "num_pool": 160, "num_val": 20, "pretrain_iters": 20, "teacher_iters": 60,
-         "teacher_lr": 0.01, "pu_iters": 10, "student_iters": 10, "student_lr": 0.001}
+         "teacher_lr": 0.01, "pu_iters": 10}
 # what determines a run's outputs: an output dir made with other values is refused (a rerun skips finished
 # steps, so it would mix two runs)
 SETTINGS = ("seed", "num_labeled", "num_pool", "num_val", "pos_fraction", "pretrain_iters", "teacher_iters",
@@ -66,17 +67,19 @@ def parse_args(argv=None, description=None):
     add("--jobs", type=int, default=2,
         help="trainings and labellings that do not need each other's outputs run this many at a time, sharing "
              "the CPU threads (default: %(default)s; 1: one after another)")
-    sized("--student-iters", int, "iterations of each student")
-    sized("--student-lr", float, "lr of each student")
-    add("--student-start", choices=("teacher", "pretrained"), default="teacher",
-        help="what every student starts from: the teacher's weights, a short fine-tuning that fits the 15-minute "
-             "CPU demo; or the glyph-pretrained bottom-up, as the teacher did (the paper's students start from "
-             "ImageNet weights): then give them the teacher's schedule, e.g. --student-iters 500 --student-lr 0.04 "
+    add("--student-iters", type=int, default=None, help="iterations of each student (default: the teacher's)")
+    add("--student-lr", type=float, default=None, help="lr of each student (default: the teacher's)")
+    add("--student-start", choices=("pretrained", "teacher"), default="pretrained",
+        help="what every student starts from: the glyph-pretrained bottom-up the teacher started from, as the "
+             "paper's students start from ImageNet weights (the labeled-only row is then the teacher itself); or "
+             "the teacher's weights, a fine-tuning that measures extra iterations more than the method "
              "(default: %(default)s)")
     args = parser.parse_args(argv)
     for name, value in (QUICK if args.quick else DEFAULTS).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    args.student_iters = args.teacher_iters if args.student_iters is None else args.student_iters
+    args.student_lr = args.teacher_lr if args.student_lr is None else args.student_lr
     if args.output_dir is None:
         args.output_dir = "output/demo_quick" if args.quick else "output/demo"
     if args.jobs < 1:

@@ -14,6 +14,7 @@ from .rows import (
     TEACHER_2X,
     TEACHER_YAML,
     benchmark_opts,
+    row_folder,
     schedule,
     student_args,
     teacher_args,
@@ -85,7 +86,9 @@ def stage_label(args, paths, runner):
 
 
 def _train_student(args, paths, row, runner):
-    out = os.path.join(paths.students, row.key)
+    out = row_folder(args, paths, row)
+    if out == paths.teacher:  # the labeled-only row is the teacher, trained by the teacher stage
+        return
     runner.step(f"student_{row.key}", os.path.join(out, "eval_results.json"), "train_net.py",
                 *student_args(args, row, _weights(paths.teacher), paths.labels, out))
 

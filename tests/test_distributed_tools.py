@@ -16,7 +16,7 @@ from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_model
 
 import pudet
-from pudet.engine.region_pu import load_region_head
+from pudet.engine.region_purification import load_region_head
 from pudet.modeling import load_checkpoint
 from pudet.modeling.checkpoint import load_weights_strictly
 

@@ -7,7 +7,8 @@
 * ``evaluate``: detectron2's ``inference_on_dataset`` with the evaluators pudet's trainers build (COCO on
   val, the pool's hidden-truth evaluator, the PU evaluator on the PU holdout), on predictions made from the
   ground truth with seeded noise (a stand-in model: the numbers are far from 0 and 100); rank 0 writes
-  ``results.json``.
+  ``results.json``;
+* ``fail``: the last rank opens a file that does not exist while the others wait for it in a barrier.
 
   python tests/dist_jobs.py --job ddp --out DIR --num-gpus 2 --dist-url auto
 """
@@ -121,13 +122,20 @@ def evaluate(args):
             json.dump(results, f)
 
 
+def fail(args):
+    if comm.get_rank() == comm.get_world_size() - 1:
+        with open(os.path.join(args.out, "missing.json")) as f:
+            json.load(f)
+    comm.synchronize()
+
+
 def main(args):
-    {"ddp": ddp, "evaluate": evaluate}[args.job](args)
+    {"ddp": ddp, "evaluate": evaluate, "fail": fail}[args.job](args)
 
 
 if __name__ == "__main__":
     parser = default_argument_parser()
-    parser.add_argument("--job", choices=("ddp", "evaluate"), required=True)
+    parser.add_argument("--job", choices=("ddp", "evaluate", "fail"), required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--tiny-root", default="")
     args = parser.parse_args()

@@ -22,7 +22,7 @@ import time
 
 from .helpers import REPO
 
-__all__ = ["free_port", "run_tool", "run_machines", "ToolFailed", "tool_env"]
+__all__ = ["free_port", "run_tool", "run_machines", "run_to_failure", "ToolFailed", "tool_env"]
 
 # every run's limit: the tiny runs take well under a minute on 2 busy cores; a hang is killed at this
 TIMEOUT = 420
@@ -94,22 +94,32 @@ def run_tool(script, args, *, log, timeout=TIMEOUT, kill=None, record=None, expe
         return out.read()
 
 
-def run_machines(script, args, machines: int, *, log_prefix, command=(), processes=1, timeout=TIMEOUT,
-                 record=None):
-    """Runs ``script`` as ``machines`` machines of ``processes`` processes each on this host (one launch per
-    machine, rendezvous on a free localhost port), with the launch flags after the sub-command ``command``
-    (e.g. ``["select"]``). Returns each machine's output."""
+def _launch_machines(script, args, machines, log_prefix, command, processes, timeout, record, expect_ok):
     url = f"tcp://127.0.0.1:{free_port()}"
     started = [_start(_command(script, [*command, "--num-gpus", processes, "--num-machines", machines,
                                         "--machine-rank", r, "--dist-url", url, *args], record=record),
                       f"{log_prefix}{r}.log")
                for r in range(machines)]
-    _finish([p for p, _ in started], timeout, [f for _, f in started], True)
+    codes = _finish([p for p, _ in started], timeout, [f for _, f in started], expect_ok)
     outputs = []
     for _, f in started:
         with open(f.name) as out:
             outputs.append(out.read())
-    return outputs
+    return codes, outputs
+
+
+def run_machines(script, args, machines: int, *, log_prefix, command=(), processes=1, timeout=TIMEOUT,
+                 record=None):
+    """Runs ``script`` as ``machines`` machines of ``processes`` processes each on this host (one launch per
+    machine, rendezvous on a free localhost port), with the launch flags after the sub-command ``command``
+    (e.g. ``["select"]``). Returns each machine's output."""
+    return _launch_machines(script, args, machines, log_prefix, command, processes, timeout, record, True)[1]
+
+
+def run_to_failure(script, args, machines: int, *, log_prefix, processes=1, timeout=TIMEOUT):
+    """Like :func:`run_machines`, for a run expected to fail: returns each machine's ``(exit code, output)``;
+    raises :class:`ToolFailed` only when a machine outlives ``timeout`` (then every process is killed)."""
+    return list(zip(*_launch_machines(script, args, machines, log_prefix, (), processes, timeout, None, False)))
 
 
 # --- in the tool's processes ---------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Several processes on the CPU (gloo, localhost), as a user runs them with ``--num-gpus 2`` or
-``--num-machines 2`` (issue 23): detectron2's launch and DDP on both builds, and the evaluators gathering
-across ranks. The tools' trainings and inference with processes: tests/test_distributed_tools.py."""
+``--num-machines 2``: detectron2's launch and DDP on both builds, every process leaving its group when its
+function returns or raises (a rank that fails brings the whole run down with its error), and the evaluators
+gathering across ranks. The tools' trainings and inference with processes: tests/test_distributed_tools.py."""
 import importlib
 import json
 import os
@@ -8,10 +9,11 @@ import os
 import pytest
 import torch
 import torch.distributed as dist
+from detectron2.utils import comm
 
 from pudet.compat import distributed
 
-from .multiproc import run_tool
+from .multiproc import free_port, run_to_failure, run_tool
 
 
 def test_processes_join_a_gloo_group_and_ddp_averages_gradients(tmp_path):
@@ -23,6 +25,41 @@ def test_processes_join_a_gloo_group_and_ddp_averages_gradients(tmp_path):
         # the trainer's create_ddp_model gives a CPU module no device ids; inputs 1 and 2: gradients average 1.5
         assert s["ddp"] == "DistributedDataParallel" and s["device_ids"] is None
         assert s["grad"] == [[1.5, 1.5, 1.5]]
+
+
+def test_the_worker_leaves_its_process_group_when_its_function_returns_or_raises():
+    launch = importlib.import_module("detectron2.engine.launch")
+    assert launch._distributed_worker is distributed._worker  # what launch starts its processes with
+    seen = []
+
+    def record():
+        seen.append((dist.is_initialized(), dist.get_backend(), comm.get_local_size()))
+
+    def missing_file():
+        open("/nonexistent/pudet/missing.json")
+
+    launch._distributed_worker(0, record, 1, 1, 0, f"tcp://127.0.0.1:{free_port()}", ())
+    assert seen == [(True, "gloo", 1)]
+    assert not dist.is_initialized() and comm._LOCAL_PROCESS_GROUP is None
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        launch._distributed_worker(0, missing_file, 1, 1, 0, f"tcp://127.0.0.1:{free_port()}", ())
+    assert not dist.is_initialized() and comm._LOCAL_PROCESS_GROUP is None
+
+
+# a failing rank must end the run long before the process group's 30-minute timeout
+FAILURE_LIMIT = 180
+
+
+def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path):
+    """The last rank cannot read a file while the others wait for it in a barrier: one machine of 2
+    processes, then 2 machines of 1 process (where the waiting machine learns of it through the group)."""
+    [(code, out)] = run_to_failure("tests/dist_jobs.py", ["--job", "fail", "--out", tmp_path], 1, processes=2,
+                                   log_prefix=tmp_path / "one", timeout=FAILURE_LIMIT)
+    assert code != 0 and "FileNotFoundError" in out and "missing.json" in out
+    (code0, out0), (code1, out1) = run_to_failure("tests/dist_jobs.py", ["--job", "fail", "--out", tmp_path], 2,
+                                                  log_prefix=tmp_path / "machine", timeout=FAILURE_LIMIT)
+    assert code1 != 0 and "FileNotFoundError" in out1 and "missing.json" in out1
+    assert code0 != 0 and "FileNotFoundError" not in out0  # the waiting rank failed on its barrier, not a timeout
 
 
 def test_more_gpus_than_there_are_is_an_error_before_the_group_forms(monkeypatch):

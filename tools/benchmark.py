@@ -19,6 +19,9 @@ are measurements, never timed tests).
   tools/benchmark.py processes [--arrangements 1x2 2x1] [--steps S] [--images N] [--rounds R]
       what --num-gpus costs or gains on a CPU machine: images/s of teacher training steps and of label with P
       processes x T threads each (tools/benchmark_processes.py).
+  tools/benchmark.py exits [--runs R] [--jobs ddp teacher select label fail]
+      how many of R 2-process launches of each job exit as they should: 0 after finishing their work, non-zero
+      (and long before the process group's timeout) when one rank fails (tools/benchmark_exits.py).
 
 COCO evaluation's implementations are compared by tools/benchmark_coco_eval.py, the COCO + ImageNet recipe's
 per-image costs measured by projects/COCO-ImageNet/measure_costs.py.
@@ -56,6 +59,7 @@ from pudet.engine.selection import score_pool
 from pudet.utils import machine_summary
 
 # isort: split
+import benchmark_exits  # tools/benchmark_exits.py: the exits sub-command
 import benchmark_processes  # tools/benchmark_processes.py: the processes sub-command
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -352,8 +356,10 @@ def main(argv=None):
     d.add_argument("--teacher-weights", default=teacher, help="(default: %(default)s; random if missing)")
     d.add_argument("--parts", action="store_true", help="also step with parts of the distillation switched off")
     benchmark_processes.add_parser(sub)
+    benchmark_exits.add_parser(sub)
     args = p.parse_args(argv)
-    {"processes": benchmark_processes.bench_processes, "select": bench_select, "select-memory": bench_select_memory,
+    {"processes": benchmark_processes.bench_processes, "exits": benchmark_exits.bench_exits,
+     "select": bench_select, "select-memory": bench_select_memory,
      "_select-peak": _select_peak, "label": bench_label, "distill": bench_distill}[args.command](args)
 
 

@@ -13,8 +13,8 @@ Faster R-CNN FPN needs none of them (NMS and ROIAlign come from torchvision). de
 ``COCOEvaluator`` then runs faster-coco-eval's C++ COCOeval as its fast implementation, in place of the
 compiled ``COCOeval_opt``: see :func:`cocoeval_class`.
 
-On every build, multi-process runs work on a machine without GPUs (gloo processes, DDP without device ids):
-see :mod:`.distributed`.
+On every build, multi-process runs work on a machine without GPUs (gloo processes, DDP without device ids), and
+every process leaves its process group when it ends: see :mod:`.distributed`.
 
 ``python -m pudet.compat`` prints the detectron2 variant, the torch/torchvision versions and whether
 CUDA is available.
@@ -137,7 +137,7 @@ def apply() -> None:
         coco_evaluation.COCOeval_opt = cocoeval_class()
     from . import distributed
 
-    distributed.install_gloo_worker()
+    distributed.install_worker()
     distributed.install_cpu_ddp()
 
 

@@ -1,14 +1,20 @@
-"""Multi-process runs on a machine without GPUs (``--num-gpus N`` with ``MODEL.DEVICE cpu``), on every build.
+"""Multi-process runs (``--num-gpus N``, ``--num-machines M``) on every build, with or without GPUs.
 
+* Every process that detectron2's ``launch`` starts leaves its process group when its function returns or
+  raises: neither build destroys the group, and a gloo group still alive at interpreter exit can abort the
+  process (SIGABRT, "terminate called without an active exception") after its work is done. A function that
+  raises keeps its traceback and its non-zero exit; the group it leaves closes its connections, so that ranks
+  of other machines waiting on it in a collective fail instead of waiting for the group's timeout (the
+  processes of one machine are ended by ``torch.multiprocessing`` as soon as one of them fails).
 * detectron2 main's ``launch`` starts its processes on the gloo backend when CUDA is unavailable; v0.6's
-  asserts CUDA in every process. :func:`install_gloo_worker` gives v0.6 main's CPU path; on GPUs v0.6's
-  worker runs as it is, after main's check that ``--num-gpus`` is at most the GPUs there (v0.6 checks it
-  only after every process has joined the group).
+  asserts CUDA in every process. On v0.6 without CUDA, the worker joins a gloo group as main's does; on GPUs
+  v0.6's worker runs as it is, after main's check that ``--num-gpus`` is at most the GPUs there (v0.6 checks
+  it only after every process has joined the group).
 * Both builds' ``create_ddp_model`` (called by ``DefaultTrainer.__init__``) pass ``device_ids=[local_rank]``,
   which ``DistributedDataParallel`` refuses for a module on the CPU. :func:`create_ddp_model` passes none
   there; for a module on a GPU it is detectron2's.
 
-:func:`pudet.compat.apply` installs both.
+:func:`pudet.compat.apply` installs both (:func:`install_worker`, :func:`install_cpu_ddp`).
 """
 import importlib
 import inspect
@@ -19,7 +25,7 @@ import torch
 import torch.distributed as dist
 from detectron2.utils import comm
 
-__all__ = ["create_ddp_model", "install_cpu_ddp", "install_gloo_worker"]
+__all__ = ["create_ddp_model", "install_cpu_ddp", "install_worker", "leave_process_group"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +46,9 @@ def _needs_cuda(worker) -> bool:
     return "assert torch.cuda.is_available()" in source
 
 
-def _gloo_worker(local_rank, main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args,
-                 timeout=timedelta(minutes=30)):
-    """detectron2 v0.6's ``_distributed_worker`` with main's CPU path: without CUDA, the processes join a gloo
-    process group; with CUDA, v0.6's own worker runs, once main's first check passed."""
-    if torch.cuda.is_available():
-        assert num_gpus_per_machine <= torch.cuda.device_count()  # detectron2 main's check, before any work
-        return _DETECTRON2["worker"](local_rank, main_func, world_size, num_gpus_per_machine, machine_rank, dist_url,
-                                     args, timeout)
+def _join_gloo_group(local_rank, world_size, num_gpus_per_machine, machine_rank, dist_url, timeout):
+    """What detectron2 main's worker does without CUDA: a gloo group, and the group of this machine's
+    processes (``comm.get_local_rank`` reads it)."""
     global_rank = machine_rank * num_gpus_per_machine + local_rank
     try:
         dist.init_process_group(backend="GLOO", init_method=dist_url, world_size=world_size, rank=global_rank,
@@ -55,29 +56,63 @@ def _gloo_worker(local_rank, main_func, world_size, num_gpus_per_machine, machin
     except Exception:
         logger.error(f"Process group URL: {dist_url}")
         raise
-    # the group of this machine's processes, as v0.6's worker makes it (comm.get_local_rank reads it)
     assert comm._LOCAL_PROCESS_GROUP is None
     for i in range(world_size // num_gpus_per_machine):
         group = dist.new_group(list(range(i * num_gpus_per_machine, (i + 1) * num_gpus_per_machine)))
         if i == machine_rank:
             comm._LOCAL_PROCESS_GROUP = group
     comm.synchronize()
-    main_func(*args)
 
 
-def install_gloo_worker() -> bool:
-    """Gives ``detectron2.engine.launch`` the gloo path where its worker asserts CUDA (v0.6). Idempotent.
-    Returns whether the worker is :func:`_gloo_worker`."""
+def leave_process_group(finished: bool) -> None:
+    """Destroys this process's group (a no-op without one). When the process ``finished`` its function, it
+    first waits for every rank to finish theirs, so that no rank closes connections a peer still reads; a
+    process whose function raised leaves at once."""
+    if not dist.is_available() or not dist.is_initialized():
+        return
+    try:
+        if finished:
+            comm.synchronize()
+    finally:
+        dist.destroy_process_group()
+        comm._LOCAL_PROCESS_GROUP = None
+
+
+def _worker(local_rank, main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args,
+            timeout=timedelta(minutes=30)):
+    """detectron2's ``_distributed_worker`` (v0.6's with main's CPU path), leaving the process group when
+    ``main_func`` returns or raises."""
+    finished = False
+    try:
+        if _DETECTRON2["worker needs cuda"] and not torch.cuda.is_available():
+            _join_gloo_group(local_rank, world_size, num_gpus_per_machine, machine_rank, dist_url, timeout)
+            main_func(*args)
+        else:
+            if torch.cuda.is_available():
+                assert num_gpus_per_machine <= torch.cuda.device_count()  # main's check, before any work (v0.6)
+            _DETECTRON2["worker"](local_rank, main_func, world_size, num_gpus_per_machine, machine_rank, dist_url,
+                                  args, timeout)
+        finished = True
+    except Exception:
+        # the other ranks fail too once this one leaves, and the launcher may report one of theirs first
+        if dist.is_available() and dist.is_initialized():
+            logger.exception(f"Rank {dist.get_rank()} of {dist.get_world_size()} stops on this error and leaves the "
+                             "process group, so that the other ranks stop too")
+        raise
+    finally:
+        leave_process_group(finished)
+
+
+def install_worker() -> None:
+    """Makes ``detectron2.engine.launch`` start its processes with :func:`_worker`. Idempotent."""
     launch = _launch_module()
     worker = launch._distributed_worker
-    if worker is _gloo_worker:
-        return True
-    if not _needs_cuda(worker):
-        return False
+    if worker is _worker:
+        return
     _DETECTRON2["worker"] = worker
-    launch._distributed_worker = _gloo_worker
-    logger.debug("detectron2's launch asserts CUDA: installed pudet.compat's gloo worker for CPU-only machines")
-    return True
+    _DETECTRON2["worker needs cuda"] = _needs_cuda(worker)
+    launch._distributed_worker = _worker
+    logger.debug("installed pudet.compat's process worker (leaves the process group; gloo without CUDA)")
 
 
 def _on_cpu(model: torch.nn.Module) -> bool:

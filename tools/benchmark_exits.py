@@ -63,7 +63,7 @@ def _pu_args(root, teacher, out):
 
 
 def _commands(work, root):
-    """Each job's command line for run ``i`` (its output folder under ``work``)."""
+    """Each job's command line, as a function of its output folder."""
     teacher = os.path.join(work, "teacher", "model_final.pth")
     pu = os.path.join(work, "pu")
     py = sys.executable

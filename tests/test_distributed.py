@@ -1,5 +1,5 @@
 """Several processes on the CPU (gloo, localhost), as a user runs them with ``--num-gpus 2`` or
-``--num-machines 2`` (issue 23): detectron2's launch and DDP on both builds, and the evaluators gathering
+``--num-machines 2``: detectron2's launch and DDP on both builds, and the evaluators gathering
 across ranks. The tools' trainings and inference with processes: tests/test_distributed_tools.py."""
 import importlib
 import json

@@ -1,4 +1,4 @@
-"""The tools with 2 processes on the CPU (``--num-gpus 2``, gloo; issue 23), as a user runs them: the teacher,
+"""The tools with 2 processes on the CPU (``--num-gpus 2``, gloo), as a user runs them: the teacher,
 the PU classifier (image and region heads) and self-distilled students train a few iterations, their
 checkpoints load and ``--resume`` continues with 2 processes; ``select`` and ``label`` write byte for byte what
 one process writes, also after a run killed on one rank resumes from its chunks; two "machines" of one process
@@ -16,7 +16,7 @@ from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_model
 
 import pudet
-from pudet.engine.region_purification import load_region_head
+from pudet.modeling.region_pu import load_region_head
 from pudet.modeling import load_checkpoint
 from pudet.modeling.checkpoint import load_weights_strictly
 

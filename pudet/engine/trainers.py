@@ -15,8 +15,9 @@ from ..data.build import build_expanded_train_loader, build_pu_train_loader
 from ..data.mappers import PUDatasetMapper
 from ..evaluation import build_evaluator
 from ..evaluation.pu import PUEvaluator
+from ..modeling.export import save_student, student_state_dict
 from ..modeling.pu_classifier import load_detector_backbone
-from ..modeling.self_distill import SelfDistillRCNN, save_student, student_state_dict
+from ..modeling.self_distill import SelfDistillRCNN
 from ..utils import atomic_write
 
 __all__ = ["AtomicCheckpointer", "DetectionTrainer", "PUTrainer", "ExportStudent"]

@@ -16,9 +16,9 @@ from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_model
 
 import pudet
-from pudet.modeling.region_pu import load_region_head
 from pudet.modeling import load_checkpoint
 from pudet.modeling.checkpoint import load_weights_strictly
+from pudet.modeling.region_pu import load_region_head
 
 from .helpers import FEW_ITERATIONS, TEACHER_YAML, TINY, WD_CONFIGS, load_script, tiny_opts
 from .multiproc import run_machines, run_tool

@@ -1,7 +1,7 @@
 """pudet's data flows one way: tools -> purification (the workflow) -> engine (trainers, pseudo-labelling) ->
-evaluation -> modeling and data -> pu (the maths) -> config, utils, compat. No module imports a layer above its own, and none hides an import of pudet inside a
-function (where an import cycle would go unseen), except pudet.compat: applied before detectron2 is imported, it
-loads its own parts only when they are asked for."""
+evaluation -> modeling and data -> pu (the maths) -> config, utils, compat. No module imports a layer above its
+own, and none hides an import of pudet inside a function (where an import cycle would go unseen), except
+pudet.compat: applied before detectron2 is imported, it loads its own parts only when they are asked for."""
 import ast
 import glob
 import os

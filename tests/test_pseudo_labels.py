@@ -13,9 +13,9 @@ from pycocotools.coco import COCO
 
 from pudet.data import register_datasets
 from pudet.data.build import build_expanded_train_loader
+from pudet.data.chunked import ChunkedInference
 from pudet.data.datasets import check_pseudo_categories, pseudo_dataset_name, register_pseudo_labeled
 from pudet.data.mappers import InferenceMapper, PseudoLabelMapper
-from pudet.data.chunked import ChunkedInference
 from pudet.engine.pseudo_label import label_images, label_source, merge_pseudo_labels, random_subset
 from pudet.evaluation.pseudo_labels import box_precision_recall, pseudo_label_stats
 

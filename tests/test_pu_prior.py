@@ -4,8 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from pudet.purification import prior as prior_estimation
 from pudet.pu.prior import elkan_noto_prior, estimate_prior
+from pudet.purification import prior as prior_estimation
 
 from .helpers import pu_cfg
 

@@ -10,9 +10,9 @@ from detectron2.data import DatasetCatalog
 from pudet.config import get_pudet_cfg
 from pudet.data import register_datasets
 from pudet.data.build import register_pu_splits
-from pudet.purification import prior as prior_estimation
 from pudet.evaluation.ranking import ranking_metrics
 from pudet.modeling import load_checkpoint
+from pudet.purification import prior as prior_estimation
 
 from .helpers import TINY, WD_CONFIGS, load_script, tiny_opts
 

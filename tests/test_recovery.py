@@ -15,6 +15,7 @@ from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_model
 from PIL import Image
 
+from pudet.compat.trainer import AtomicCheckpointer
 from pudet.config import check_config
 from pudet.data.build import build_skipping_train_loader
 from pudet.data.chunked import ChunkedInference, describe_job
@@ -22,7 +23,7 @@ from pudet.data.datasets import list_pool_images, load_image_pool, pseudo_datase
 from pudet.data.mappers import InferenceMapper, PseudoLabelMapper, PUDatasetMapper
 from pudet.engine import DetectionTrainer
 from pudet.engine.pseudo_label import label_images, merge_pseudo_labels, random_subset, write_pseudo_labels
-from pudet.engine.trainers import AtomicCheckpointer, ExportStudent
+from pudet.engine.trainers import ExportStudent
 from pudet.modeling.pu_classifier import PUClassifier
 from pudet.pu.selection import select_top
 from pudet.purification import image_head as sel

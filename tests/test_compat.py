@@ -50,14 +50,14 @@ def test_compiled_op_fails_clearly_without_c():
 
 
 def test_coco_evaluator_runs_a_fast_implementation_on_every_build(tiny_benchmark, tmp_path):
-    from detectron2.evaluation import coco_evaluation
+    from detectron2.evaluation import COCOEvaluator, coco_evaluation
 
     from pudet.compat.cocoeval import FasterCOCOeval
     from pudet.data.datasets import register_wild_digits
 
     spec, folder = tiny_benchmark
     names = register_wild_digits(spec, root=folder.rsplit("/", 1)[0], prefix="compat_wd")
-    evaluator = compat.coco_evaluator(names["val"], output_dir=str(tmp_path))
+    evaluator = COCOEvaluator(names["val"], output_dir=str(tmp_path))
     assert evaluator._use_fast_impl
     assert coco_evaluation.COCOeval_opt is compat.cocoeval_class()
     assert (compat.cocoeval_class() is FasterCOCOeval) == (not compat.has_compiled_ops())

@@ -53,9 +53,9 @@ def _add_wild_digits_config(cfg):
 
 
 def _add_glyph_pretrain_config(cfg):
-    """The benchmark's own "ImageNet pretraining" (pudet.engine.pretrain): the detector's bottom-up ResNet
-    pretrained on classifying crops of every glyph class (digits, letters, symbols, shapes), built once and cached
-    beside the benchmark under a hash of these keys and the backbone's architecture."""
+    """The benchmark's own "ImageNet pretraining" (pudet.data.datasets.glyph_pretrain): the detector's bottom-up
+    ResNet pretrained on classifying crops of every glyph class (digits, letters, symbols, shapes), built once and
+    cached beside the benchmark under a hash of these keys and the backbone's architecture."""
     _C = cfg
     _C.WILD_DIGITS.PRETRAIN = CN()
     # tools/train_net.py starts from it (sets MODEL.WEIGHTS) when MODEL.WEIGHTS is ""

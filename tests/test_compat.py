@@ -129,3 +129,26 @@ def test_import_works_on_pillow_without_image_linear():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+def test_detectron2_tests_check_fails_only_on_a_test_pudet_breaks(tmp_path):
+    """tools/check_detectron2_tests.py reads both runs' junit files: a test passing without pudet and failing with
+    it breaks the check; one failing either way is listed with its reason; a skip is no failure."""
+    tool = load_script("tools", "check_detectron2_tests.py")
+
+    def junit(name, cases):
+        body = "".join(f'<testcase classname="tests.t" name="{n}">{inner}</testcase>' for n, inner in cases)
+        path = tmp_path / name
+        path.write_text(f"<testsuites><testsuite>{body}</testsuite></testsuites>")
+        return tool.outcomes(str(path))
+
+    download = '<failure message="URLError: no network">trace</failure>'
+    plain = junit("plain.xml", [("a", ""), ("b", download), ("c", ""), ("d", '<skipped message="no GPU"/>')])
+    with_pudet = junit("pudet.xml", [("a", ""), ("b", download), ("c", '<error message="KeyError: x"/>'),
+                                     ("d", '<skipped message="no GPU"/>')])
+    assert plain["tests.t::b"] == ("failed", "URLError: no network") and plain["tests.t::d"][0] == "skipped"
+    broken, differ, failing = tool.compare(plain, with_pudet)
+    assert (broken, differ, failing) == (["tests.t::c"], [], ["tests.t::b"])
+    assert tool.compare(plain, plain)[0] == []
+    text = tool.report(plain, with_pudet)
+    assert "- without pudet: 2 passed, 1 failed, 1 skipped" in text and "`tests.t::c`: KeyError: x" in text

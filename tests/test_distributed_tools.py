@@ -128,7 +128,7 @@ def test_label_killed_on_one_rank_resumes_from_its_chunks(teacher, labelled, tin
     run_tool("tools/purify_net.py", args, log=labelled / "killed.txt",
              kill=("pudet.data.chunked.atomic_write", 2, 1), expect_ok=False)
     chunks = sorted(os.listdir(out / "chunks"))
-    assert "chunk_000001.json" in chunks and "chunk_000003.json" not in chunks
+    assert "chunk_000001.npz" in chunks and "chunk_000003.npz" not in chunks
     assert not os.path.exists(out / "pseudo_labels.json")
     run_tool("tools/purify_net.py", args, log=labelled / "resumed.txt")
     assert "Resuming: 1 of this rank's 2 chunks are already done" in _log(out, 1)

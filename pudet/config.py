@@ -53,9 +53,9 @@ def _add_wild_digits_config(cfg):
 
 
 def _add_glyph_pretrain_config(cfg):
-    """The benchmark's own "ImageNet pretraining" (pudet.engine.pretrain): the detector's bottom-up ResNet
-    pretrained on classifying crops of every glyph class (digits, letters, symbols, shapes), built once and cached
-    beside the benchmark under a hash of these keys and the backbone's architecture."""
+    """The benchmark's own "ImageNet pretraining" (pudet.data.datasets.glyph_pretrain): the detector's bottom-up
+    ResNet pretrained on classifying crops of every glyph class (digits, letters, symbols, shapes), built once and
+    cached beside the benchmark under a hash of these keys and the backbone's architecture."""
     _C = cfg
     _C.WILD_DIGITS.PRETRAIN = CN()
     # tools/train_net.py starts from it (sets MODEL.WEIGHTS) when MODEL.WEIGHTS is ""
@@ -236,12 +236,28 @@ def pseudo_score_thresh(cfg) -> float:
 
 
 DATASET_KEYS = ("DATASETS.TRAIN", "DATASETS.TEST", "PU.LABELED_DATASETS", "PU.UNLABELED_DATASETS")
+# the keys that take one of a few names, and those names
+CHOICES = {"PU.HEAD": ("image", "region"), "PU.PRIOR_ESTIMATOR": ("bbe", "elkan-noto"),
+           "PU.REGION.FEATURES": ("logprobs", "box+logprobs")}
+
+
+def check_choices(cfg, config_file: str = "") -> None:
+    """Raises ValueError naming the key, its value, the names it takes and ``config_file`` where a key of
+    :data:`CHOICES` holds another value."""
+    where = f" (config {config_file})" if config_file else ""
+    for key, names in CHOICES.items():
+        value = cfg
+        for part in key.split("."):
+            value = value[part]
+        if value not in names:
+            raise ValueError(f"{key} must be one of {list(names)}, got '{value}'{where}")
 
 
 def check_config(cfg, config_file: str = "", dataset_keys=DATASET_KEYS) -> None:
     """Raises ValueError naming the key, its value and ``config_file`` for values that would otherwise be taken
-    silently or fail only after training: ``PU.PRIOR`` other than -1 or a fraction in (0, 1), and a dataset
-    name under one of ``dataset_keys`` that is not registered. Run it after the datasets are registered
+    silently or fail only after training: ``PU.PRIOR`` other than -1 or a fraction in (0, 1), a key of
+    :data:`CHOICES` holding another name (:func:`check_choices`), and a dataset name under one of
+    ``dataset_keys`` that is not registered. Run it after the datasets are registered
     (:func:`pudet.data.register_datasets`, and the PU splits where ``DATASETS.TEST`` names them)."""
     import difflib
 
@@ -252,6 +268,7 @@ def check_config(cfg, config_file: str = "", dataset_keys=DATASET_KEYS) -> None:
     if prior != -1 and not 0 < prior < 1:
         raise ValueError(f"PU.PRIOR = {prior}{where}: give the class prior as a fraction in (0, 1), or -1 to "
                          "estimate it")
+    check_choices(cfg, config_file)
     registered = DatasetCatalog.list()
     for key in dataset_keys:
         node, name = key.split(".")

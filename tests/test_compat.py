@@ -50,14 +50,14 @@ def test_compiled_op_fails_clearly_without_c():
 
 
 def test_coco_evaluator_runs_a_fast_implementation_on_every_build(tiny_benchmark, tmp_path):
-    from detectron2.evaluation import coco_evaluation
+    from detectron2.evaluation import COCOEvaluator, coco_evaluation
 
     from pudet.compat.cocoeval import FasterCOCOeval
     from pudet.data.datasets import register_wild_digits
 
     spec, folder = tiny_benchmark
     names = register_wild_digits(spec, root=folder.rsplit("/", 1)[0], prefix="compat_wd")
-    evaluator = compat.coco_evaluator(names["val"], output_dir=str(tmp_path))
+    evaluator = COCOEvaluator(names["val"], output_dir=str(tmp_path))
     assert evaluator._use_fast_impl
     assert coco_evaluation.COCOeval_opt is compat.cocoeval_class()
     assert (compat.cocoeval_class() is FasterCOCOeval) == (not compat.has_compiled_ops())
@@ -129,3 +129,26 @@ def test_import_works_on_pillow_without_image_linear():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+def test_detectron2_tests_check_fails_only_on_a_test_pudet_breaks(tmp_path):
+    """tools/check_detectron2_tests.py reads both runs' junit files: a test passing without pudet and failing with
+    it breaks the check; one failing either way is listed with its reason; a skip is no failure."""
+    tool = load_script("tools", "check_detectron2_tests.py")
+
+    def junit(name, cases):
+        body = "".join(f'<testcase classname="tests.t" name="{n}">{inner}</testcase>' for n, inner in cases)
+        path = tmp_path / name
+        path.write_text(f"<testsuites><testsuite>{body}</testsuite></testsuites>")
+        return tool.outcomes(str(path))
+
+    download = '<failure message="URLError: no network">trace</failure>'
+    plain = junit("plain.xml", [("a", ""), ("b", download), ("c", ""), ("d", '<skipped message="no GPU"/>')])
+    with_pudet = junit("pudet.xml", [("a", ""), ("b", download), ("c", '<error message="KeyError: x"/>'),
+                                     ("d", '<skipped message="no GPU"/>')])
+    assert plain["tests.t::b"] == ("failed", "URLError: no network") and plain["tests.t::d"][0] == "skipped"
+    broken, differ, failing = tool.compare(plain, with_pudet)
+    assert (broken, differ, failing) == (["tests.t::c"], [], ["tests.t::b"])
+    assert tool.compare(plain, plain)[0] == []
+    text = tool.report(plain, with_pudet)
+    assert "- without pudet: 2 passed, 1 failed, 1 skipped" in text and "`tests.t::c`: KeyError: x" in text

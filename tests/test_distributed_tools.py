@@ -1,4 +1,4 @@
-"""The tools with 2 processes on the CPU (``--num-gpus 2``, gloo; issue 23), as a user runs them: the teacher,
+"""The tools with 2 processes on the CPU (``--num-gpus 2``, gloo), as a user runs them: the teacher,
 the PU classifier (image and region heads) and self-distilled students train a few iterations, their
 checkpoints load and ``--resume`` continues with 2 processes; ``select`` and ``label`` write byte for byte what
 one process writes, also after a run killed on one rank resumes from its chunks; two "machines" of one process
@@ -16,9 +16,9 @@ from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_model
 
 import pudet
-from pudet.engine.region_purification import load_region_head
 from pudet.modeling import load_checkpoint
 from pudet.modeling.checkpoint import load_weights_strictly
+from pudet.modeling.region_pu import load_region_head
 
 from .helpers import FEW_ITERATIONS, TEACHER_YAML, TINY, WD_CONFIGS, load_script, tiny_opts
 from .multiproc import run_machines, run_tool
@@ -128,7 +128,7 @@ def test_label_killed_on_one_rank_resumes_from_its_chunks(teacher, labelled, tin
     run_tool("tools/purify_net.py", args, log=labelled / "killed.txt",
              kill=("pudet.data.chunked.atomic_write", 2, 1), expect_ok=False)
     chunks = sorted(os.listdir(out / "chunks"))
-    assert "chunk_000001.json" in chunks and "chunk_000003.json" not in chunks
+    assert "chunk_000001.npz" in chunks and "chunk_000003.npz" not in chunks
     assert not os.path.exists(out / "pseudo_labels.json")
     run_tool("tools/purify_net.py", args, log=labelled / "resumed.txt")
     assert "Resuming: 1 of this rank's 2 chunks are already done" in _log(out, 1)

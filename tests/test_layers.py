@@ -1,18 +1,19 @@
-"""pudet's data flows one way: tools -> engine (the workflow) -> evaluation -> modeling and data -> pu (the maths)
--> config, utils, compat. No module imports a layer above its own, and none hides an import of pudet inside a
-function (where an import cycle would go unseen), except pudet.compat: applied before detectron2 is imported, it
-loads its own parts only when they are asked for."""
+"""pudet's data flows one way: tools -> purification (the workflow) -> engine (trainers, pseudo-labelling) ->
+evaluation -> modeling and data -> pu (the maths) -> config, utils, compat. No module imports a layer above its
+own, and none hides an import of pudet inside a function (where an import cycle would go unseen), except
+pudet.compat: applied before detectron2 is imported, it loads its own parts only when they are asked for."""
 import ast
 import glob
 import os
 
 from .helpers import REPO
 
-LAYERS = {"compat": 0, "config": 0, "utils": 0, "pu": 1, "modeling": 2, "data": 2, "evaluation": 3, "engine": 4}
+LAYERS = {"compat": 0, "config": 0, "utils": 0, "pu": 1, "modeling": 2, "data": 2, "evaluation": 3, "engine": 4,
+          "purification": 5}
 
 
 def _module(path):
-    """``pudet/engine/selection.py`` -> ``["pudet", "engine", "selection"]`` (a package is its ``__init__``)."""
+    """``pudet/engine/trainers.py`` -> ``["pudet", "engine", "trainers"]`` (a package is its ``__init__``)."""
     parts = os.path.relpath(path, REPO)[:-len(".py")].split(os.sep)
     return parts[:-1] if parts[-1] == "__init__" else parts
 

@@ -7,8 +7,9 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 
 import pudet
-from pudet.engine import DetectionTrainer, pretrained_backbone, resolve_pretrained_weights
-from pudet.engine.pretrain import _folder
+from pudet.data.datasets import pretrained_backbone, resolve_pretrained_weights
+from pudet.data.datasets.glyph_pretrain import _folder
+from pudet.engine import DetectionTrainer
 
 from .helpers import REPO
 

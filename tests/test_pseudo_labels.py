@@ -13,6 +13,7 @@ from pycocotools.coco import COCO
 
 from pudet.data import register_datasets
 from pudet.data.build import build_expanded_train_loader
+from pudet.data.chunked import ChunkedInference
 from pudet.data.datasets import check_pseudo_categories, pseudo_dataset_name, register_pseudo_labeled
 from pudet.data.mappers import InferenceMapper, PseudoLabelMapper
 from pudet.engine.pseudo_label import label_images, label_source, merge_pseudo_labels, random_subset
@@ -94,8 +95,8 @@ def test_kill_resume_identical_and_unreadable_listed(teacher, tiny_root, tmp_pat
     mapper = InferenceMapper(cfg)
 
     def run(m, out):
-        return label_images(m, dicts, str(out), mapper=mapper, category_ids=[1, 2, 3, 4, 5], batch_size=2,
-                            num_workers=0, chunk_size=4, progress=False)
+        return label_images(m, dicts, ChunkedInference(str(out), kind="pseudo-labels", mapper=mapper, batch_size=2,
+                                                       chunk_size=4, num_workers=0), category_ids=[1, 2, 3, 4, 5])
 
     run(model, tmp_path / "straight")
     straight, bad = merge_pseudo_labels(str(tmp_path / "straight"), len(dicts), 4, [], {})
@@ -114,8 +115,9 @@ def test_image_without_detections_is_listed_and_kept_or_dropped(teacher, tiny_ro
     dicts = list(DatasetCatalog.get("wild_digits_pool"))[:3]
     model.roi_heads.box_predictor.test_score_thresh = 1.01  # nothing can pass
     try:
-        label_images(model, dicts, str(tmp_path), mapper=InferenceMapper(cfg), category_ids=[1, 2, 3, 4, 5],
-                     batch_size=2, num_workers=0, chunk_size=8, progress=False)
+        label_images(model, dicts, ChunkedInference(str(tmp_path), kind="pseudo-labels", mapper=InferenceMapper(cfg),
+                                                    batch_size=2, chunk_size=8, num_workers=0),
+                     category_ids=[1, 2, 3, 4, 5])
     finally:
         model.roi_heads.box_predictor.test_score_thresh = cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST
     coco, _ = merge_pseudo_labels(str(tmp_path), 3, 8, _categories(), {})

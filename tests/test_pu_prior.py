@@ -4,8 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from pudet.engine import prior_estimation
 from pudet.pu.prior import elkan_noto_prior, estimate_prior
+from pudet.purification import prior as prior_estimation
 
 from .helpers import pu_cfg
 
@@ -58,8 +58,13 @@ def test_resolve_prior_estimates_once_and_reuses_prior_json(tmp_path, monkeypatc
     with open(tmp_path / "prior.json") as f:
         assert json.load(f)["prior"] == 0.2
     # a resumed run reads prior.json and estimates nothing
-    (tmp_path / "prior.json").write_text(json.dumps({"prior": 0.125}))
+    (tmp_path / "prior.json").write_text(json.dumps({"prior": 0.125, "job": prior_estimation.prior_job(cfg)}))
     assert prior_estimation.resolve_prior(cfg).PU.PRIOR == 0.125 and len(calls) == 1
+    # a file that records no job cannot be told from another job's: refused, never reused
+    (tmp_path / "prior.json").write_text(json.dumps({"prior": 0.125}))
+    with pytest.raises(ValueError, match="records no job"):
+        prior_estimation.resolve_prior(cfg)
+    assert len(calls) == 1
     # a given prior is used as it is
     given = pu_cfg()
     given.OUTPUT_DIR = str(tmp_path / "given")

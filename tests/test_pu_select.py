@@ -7,19 +7,20 @@ import pytest
 
 from pudet.data import chunked
 from pudet.data.build import build_batched_inference_loader
+from pudet.data.chunked import ChunkedInference
 from pudet.data.mappers import PUDatasetMapper
-from pudet.engine import selection as sel
 from pudet.evaluation.plotting import plot_score_histogram
 from pudet.evaluation.ranking import ranking_metrics
 from pudet.pu.selection import select_top
+from pudet.purification import image_head as sel
+from pudet.purification import selection_files
 
 from .helpers import Crash, CrashAfter, pu_cfg
 
 
-def run(model, dicts, out, **kw):
-    mapper = PUDatasetMapper(pu_cfg(), False)
-    return sel.score_pool(model, dicts, str(out), mapper=mapper, batch_size=2, num_workers=0, chunk_size=4,
-                          progress=False, **kw)
+def run(model, dicts, out, chunk_size=4):
+    return sel.score_pool(model, dicts, ChunkedInference(str(out), kind="pu-scores", mapper=PUDatasetMapper(
+        pu_cfg(), False), batch_size=2, chunk_size=chunk_size, num_workers=0))
 
 
 def test_kill_and_resume_gives_identical_result(model, pool, tmp_path):
@@ -55,14 +56,19 @@ def test_unreadable_images_listed_with_reasons(model, pool, tmp_path):
 def test_resume_with_other_arguments_is_refused(model, pool, tmp_path):
     run(model, pool, tmp_path)
     with pytest.raises(ValueError, match="results of another job"):
-        sel.score_pool(model, pool, str(tmp_path), mapper=PUDatasetMapper(pu_cfg(), False), chunk_size=5,
-                       num_workers=0, progress=False)
+        run(model, pool, tmp_path, chunk_size=5)
 
 
-def test_sharded_ranks_cover_the_pool_once(model, pool, tmp_path):
+def test_sharded_ranks_cover_the_pool_once(model, pool, tmp_path, monkeypatch):
+    """Each rank of ``detectron2.utils.comm`` scores its chunks (c % world_size == rank)."""
     run(model, pool, tmp_path / "one")
+    monkeypatch.setattr(chunked.comm, "get_world_size", lambda: 3)
+    monkeypatch.setattr(chunked.comm, "synchronize", lambda: None)
     for rank in range(3):
-        run(model, pool, tmp_path / "three", rank=rank, world_size=3)
+        monkeypatch.setattr(chunked.comm, "get_rank", lambda rank=rank: rank)
+        run(model, pool, tmp_path / "three")
+    assert sorted(os.listdir(tmp_path / "three" / "chunks")) == [f"chunk_{c:06d}.npz" for c in range(4)] + [
+        "manifest.json"]
     a = sel.merge_chunks(str(tmp_path / "one"), len(pool), 4)
     b = sel.merge_chunks(str(tmp_path / "three"), len(pool), 4)
     assert (a[0] == b[0]).all() and (a[1] == b[1]).all()
@@ -121,11 +127,13 @@ def test_outputs_written_atomically(tmp_path):
     ids = np.array([2, 1])
     scores = np.array([0.25, 0.75], dtype=np.float32)
     names = {1: "b.jpg", 2: "a.jpg"}
-    sel.write_scores(str(tmp_path / "scores.tsv"), ids, scores, names, {1: True, 2: False})
+    selection_files.write_scores(str(tmp_path / "scores.tsv"), ids, scores, names, {1: True, 2: False})
     assert (tmp_path / "scores.tsv").read_text().splitlines() == [
         "image_id\tscore\tfile_name\tpositive", "2\t0.25\ta.jpg\t0", "1\t0.75\tb.jpg\t1"]
+    read_ids, read_scores, read_names = selection_files.read_scores(str(tmp_path / "scores.tsv"))
+    assert read_ids.tolist() == [2, 1] and read_scores.tolist() == [0.25, 0.75] and read_names == names
     chosen = select_top(ids, scores, topk=1)
-    sel.write_selection(str(tmp_path / "sel.json"), ids, scores, chosen, names, {"rule": "top-1"})
+    selection_files.write_selection(str(tmp_path / "sel.json"), ids, scores, chosen, names, {"rule": "top-1"})
     data = json.loads((tmp_path / "sel.json").read_text())
     assert data["images"] == [{"file_name": "b.jpg", "image_id": 1, "score": 0.75}]
     plot_score_histogram(str(tmp_path / "h.png"), scores, [False, True])

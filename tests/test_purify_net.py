@@ -10,9 +10,9 @@ from detectron2.data import DatasetCatalog
 from pudet.config import get_pudet_cfg
 from pudet.data import register_datasets
 from pudet.data.build import register_pu_splits
-from pudet.engine import prior_estimation
 from pudet.evaluation.ranking import ranking_metrics
 from pudet.modeling import load_checkpoint
+from pudet.purification import prior as prior_estimation
 
 from .helpers import TINY, WD_CONFIGS, load_script, tiny_opts
 
@@ -47,6 +47,16 @@ def test_train_estimates_prior_and_validates(trained):
     assert os.path.isfile(os.path.join(out, "model_final.pth"))
 
 
+def _evaluate(selection, out, tiny_root):
+    """``tools/evaluate_pool_truth.py selection`` on the folder ``selection`` (default config: the teacher's)."""
+    tool = load_script("tools", "evaluate_pool_truth.py")
+    measured = tool.main(tool.parse_args(["selection", "--selection", selection, "--output-dir",
+                                          os.path.join(out, "truth"), *tiny_opts(tiny_root)]))
+    with open(os.path.join(out, "truth", "selection.json")) as f:
+        assert json.load(f) == measured
+    return measured
+
+
 def _pool_truth(tiny_root):
     with open(os.path.join(tiny_root, TINY.key(), "pool_truth.json")) as f:
         return json.load(f)
@@ -60,18 +70,19 @@ def test_select_writes_scores_selection_histogram(trained, tiny_root):
     sel_dir = os.path.join(out, "select")
     with open(os.path.join(sel_dir, "scores.tsv")) as f:
         rows = f.read().splitlines()
-    assert rows[0] == "image_id\tscore\tfile_name\tpositive" and len(rows) == 1 + TINY.num_pool
+    assert rows[0] == "image_id\tscore\tfile_name" and len(rows) == 1 + TINY.num_pool  # no hidden truth
     with open(os.path.join(sel_dir, "selected.json")) as f:
         selected = json.load(f)
     scores = [im["score"] for im in selected["images"]]
     assert len(scores) == TINY.num_labeled == summary["selected"]  # default K = n_l
     assert scores == sorted(scores, reverse=True)
     assert summary["unreadable"] == 0
-    # the summary's ranking metrics, from the selection and the hidden truth
+    # the ranking metrics, from the selection and the hidden truth, measured afterwards by the evaluation tool
     truth = {im["id"]: im["positive"] for im in _pool_truth(tiny_root)["images"]}
     hits = sum(truth[im["image_id"]] for im in selected["images"])
-    assert summary["precision@K"] == pytest.approx(hits / TINY.num_labeled)
-    assert summary["recall@K"] == pytest.approx(hits / sum(truth.values()))
+    measured = _evaluate(sel_dir, out, tiny_root)
+    assert measured["K"] == TINY.num_labeled and measured["precision@K"] == pytest.approx(hits / TINY.num_labeled)
+    assert measured["recall@K"] == pytest.approx(hits / sum(truth.values()))
     # train's validation AUC = the ranking of the held-out pool images by select's scores of the same model
     holdout = [d["image_id"] for d in DatasetCatalog.get("pu_holdout") if d["pu_label"] == 0]
     pool_scores = {int(r.split("\t")[0]): float(r.split("\t")[1]) for r in rows[1:]}
@@ -126,9 +137,10 @@ def test_select_by_teacher_confidence_writes_the_same_files(tiny_benchmark, tiny
                                          *_opts(tiny_root, str(tmp_path))]))
     assert summary["rule"] == "top-12 by the teacher's best box score"
     assert (summary["pool images"], summary["scored"], summary["unreadable"], summary["selected"]) == (20, 20, 0, 12)
-    assert summary["precision@K"] == pytest.approx(8 / 12) and summary["recall@K"] == 1.0
-    assert summary["AUC"] == pytest.approx(88 / 96) and summary["pool positive fraction"] == pytest.approx(0.4)
     assert summary["lowest selected score"] == 0.0
+    measured = _evaluate(out, str(tmp_path), tiny_root)
+    assert measured["precision@K"] == pytest.approx(8 / 12) and measured["recall@K"] == 1.0
+    assert measured["AUC"] == pytest.approx(88 / 96) and measured["pool positive fraction"] == pytest.approx(0.4)
     assert {"score_histogram.png", "scores.tsv", "selected.json", "unreadable.tsv"} <= set(os.listdir(out))
     with open(os.path.join(out, "selected.json")) as f:
         selected = json.load(f)

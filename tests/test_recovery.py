@@ -15,17 +15,18 @@ from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_model
 from PIL import Image
 
+from pudet.compat.trainer import AtomicCheckpointer
 from pudet.config import check_config
 from pudet.data.build import build_skipping_train_loader
-from pudet.data.chunked import describe_job
+from pudet.data.chunked import ChunkedInference, describe_job
 from pudet.data.datasets import list_pool_images, load_image_pool, pseudo_dataset_name, register_pseudo_labeled
 from pudet.data.mappers import InferenceMapper, PseudoLabelMapper, PUDatasetMapper
 from pudet.engine import DetectionTrainer
-from pudet.engine import selection as sel
 from pudet.engine.pseudo_label import label_images, merge_pseudo_labels, random_subset, write_pseudo_labels
-from pudet.engine.trainers import AtomicCheckpointer, ExportStudent
+from pudet.engine.trainers import ExportStudent
 from pudet.modeling.pu_classifier import PUClassifier
 from pudet.pu.selection import select_top
+from pudet.purification import image_head as sel
 
 from . import faults
 from .helpers import REPO, TEACHER_YAML, TINY, load_script, pu_cfg, teacher_cfg, tiny_opts
@@ -112,8 +113,9 @@ def test_huge_image_pseudo_labelled_then_trained(tiny_benchmark, tiny_root, wild
     torch.manual_seed(0)
     teacher = build_model(cfg).eval()
     dicts = [{"file_name": wild["huge.jpg"], "image_id": 7}, DatasetCatalog.get("wild_digits_pool")[0]]
-    label_images(teacher, dicts, str(tmp_path / "label"), mapper=InferenceMapper(cfg), category_ids=[1, 2, 3, 4, 5],
-                 batch_size=2, num_workers=0, chunk_size=8, progress=False)
+    label_images(teacher, dicts, ChunkedInference(str(tmp_path / "label"), kind="pseudo-labels",
+                                                  mapper=InferenceMapper(cfg), batch_size=2, chunk_size=8,
+                                                  num_workers=0), category_ids=[1, 2, 3, 4, 5])
     categories = [{"id": i + 1, "name": n} for i, n in enumerate(TINY.thing_classes)]
     coco, bad = merge_pseudo_labels(str(tmp_path / "label"), 2, 8, categories, {})
     assert bad == [] and coco["images"][0]["width"] == 1025  # decoded at 1/8 scale, recorded as decoded
@@ -133,9 +135,9 @@ def test_huge_image_pseudo_labelled_then_trained(tiny_benchmark, tiny_root, wild
 
 # 2. a rerun never returns another job's results ------------------------------------------------------------
 
-def _score(model, dicts, out, **kw):  # noqa: F811  (model: an argument, not the fixture)
-    return sel.score_pool(model, dicts, str(out), mapper=PUDatasetMapper(pu_cfg(), False), batch_size=2,
-                          num_workers=0, chunk_size=4, progress=False, **kw)
+def _score(model, dicts, out, batch_size=2, **kw):  # noqa: F811  (model: an argument, not the fixture)
+    return sel.score_pool(model, dicts, ChunkedInference(str(out), kind="pu-scores", mapper=PUDatasetMapper(
+        pu_cfg(), False), batch_size=batch_size, chunk_size=4, num_workers=0, **kw))
 
 
 def test_rerun_of_another_job_is_refused(model, pool, tmp_path):  # noqa: F811
@@ -163,8 +165,7 @@ def test_rerun_of_another_job_is_refused(model, pool, tmp_path):  # noqa: F811
     with pytest.raises(ValueError, match=r"config PU.INPUT_SIZE \(32 there, 48 now\)"):
         _score(model, pool, out, job=describe_job(cfg, str(weights)))
     with pytest.raises(ValueError, match="batch_size"):
-        sel.score_pool(model, pool, str(out), mapper=PUDatasetMapper(pu_cfg(), False), batch_size=3,
-                       num_workers=0, chunk_size=4, progress=False, job=job)
+        _score(model, pool, out, batch_size=3, job=job)
     # --overwrite starts again: the other weights' scores, not the old ones
     assert _score(model2, pool, out, job=describe_job(pu_cfg(), str(tmp_path / "b.pth")), overwrite=True) == len(pool)
     ids2, scores2, _ = sel.merge_chunks(str(out), len(pool), 4)
@@ -178,8 +179,9 @@ def test_label_rerun_with_another_seed_or_min_score_is_refused(tiny_benchmark, t
     pool_dicts = DatasetCatalog.get("wild_digits_pool")
 
     def label(dicts, cfg):
-        return label_images(teacher, dicts, str(tmp_path), mapper=InferenceMapper(cfg), category_ids=[1, 2, 3, 4, 5],
-                            batch_size=2, num_workers=0, chunk_size=8, progress=False, job=describe_job(cfg))
+        return label_images(teacher, dicts, ChunkedInference(
+            str(tmp_path), kind="pseudo-labels", mapper=InferenceMapper(cfg), batch_size=2, chunk_size=8,
+            num_workers=0, job=describe_job(cfg)), category_ids=[1, 2, 3, 4, 5])
 
     label(random_subset(pool_dicts, 4, 0), cfg)
     with pytest.raises(ValueError, match="image list"):
@@ -424,7 +426,7 @@ def test_export_student_refuses_a_pu_classifier_checkpoint(pu_weights, tmp_path)
 
 
 def test_prior_of_another_job_is_refused(tmp_path, monkeypatch):
-    from pudet.engine import prior_estimation
+    from pudet.purification import prior as prior_estimation
 
     cfg = pu_cfg()
     cfg.PU.PRIOR = -1.0

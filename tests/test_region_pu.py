@@ -8,16 +8,9 @@ import torch
 from detectron2.modeling import GeneralizedRCNN
 from detectron2.structures import Boxes, BoxMode
 
-from pudet.config import get_pudet_cfg
+from pudet.config import check_choices, get_pudet_cfg
 from pudet.data import register_datasets
 from pudet.data.mappers import ObjectCropMapper
-from pudet.engine.region_purification import (
-    build_region_extractor,
-    load_region_head,
-    save_region_head,
-    score_pool_regions,
-    train_region_pu,
-)
 from pudet.evaluation.pool_truth import load_pool_truth, positive_images
 from pudet.evaluation.purifier import purifier_comparison, teacher_confidence
 from pudet.modeling.region_pu import (
@@ -25,11 +18,14 @@ from pudet.modeling.region_pu import (
     HeadSchedule,
     RegionPUHead,
     cross_fit_scores,
+    load_region_head,
     masked_max,
+    save_region_head,
     score_bags,
     train_region_head,
 )
 from pudet.pu.prior import bbe_prior
+from pudet.purification.region_head import build_region_extractor, score_pool_regions, train_region_pu
 
 from .helpers import TINY, WD_CONFIGS, load_script, tiny_opts
 
@@ -250,27 +246,29 @@ def test_train_select_and_rerun(tiny_benchmark, tiny_root, detector, tmp_path):
     stamps = {f: os.path.getmtime(os.path.join(features, "wild_digits_pool", "chunks", f))
               for f in os.listdir(os.path.join(features, "wild_digits_pool", "chunks"))}
     scored = score_pool_regions(cfg, os.path.join(str(tmp_path), "model_final.pth"), "wild_digits_pool",
-                                feature_dir=features)
+                                features=features)
     # the pool's bags come from the cache, untouched
     assert {f: os.path.getmtime(os.path.join(features, "wild_digits_pool", "chunks", f)) for f in stamps} == stamps
     assert scored["scores"].shape == (TINY.num_pool,)
     np.testing.assert_allclose(scored["scores"], scored["regions"].max(axis=1))
-    assert prior["depends"]["features"] == "logprobs"
+    assert prior["job"]["features"] == "logprobs"
     # the image head's record of what a prior depends on (datasets, held-out part, estimator, detector), and more
-    assert prior["depends"]["unlabeled"] == ["wild_digits_pool"] and prior["depends"]["detector"] == detector
-    # a second training run reuses the estimated prior; another feature setting estimates it anew
+    assert prior["job"]["unlabeled"] == ["wild_digits_pool"] and prior["job"]["detector"] == detector
+    # a second training run reuses the estimated prior; another feature setting is another job: refused, as the
+    # image head refuses one, until its prior.json is deleted
     again = train_region_pu(cfg)
     assert again["prior"] == prior
     other = cfg.clone()
     other.PU.REGION.FEATURES = "box+logprobs"
+    with pytest.raises(ValueError, match=r"another job \(features \(logprobs there, box\+logprobs now\)\)"):
+        train_region_pu(other)
+    os.remove(os.path.join(str(tmp_path), "prior.json"))
     anew = train_region_pu(other)
-    assert anew["prior"]["depends"]["features"] == "box+logprobs"
-    with open(os.path.join(str(tmp_path), "prior.json")) as f:
-        assert json.load(f)["depends"]["features"] == "box+logprobs"
+    assert anew["prior"]["job"]["features"] == "box+logprobs"
     bad = cfg.clone()
     bad.PU.REGION.FEATURES = "boxes"
     with pytest.raises(ValueError, match="PU.REGION.FEATURES must be one of"):
-        train_region_pu(bad)
+        check_choices(bad)
     truth = positive_images(load_pool_truth("wild_digits_pool"))
     assert sum(truth.values()) == n_pos
     rows = purifier_comparison(scored["pool"], scored["pool"], truth, head_scores=scored["scores"],
@@ -296,9 +294,17 @@ def test_purify_net_train_and_select_with_the_region_head(tiny_benchmark, tiny_r
     with open(os.path.join(sel, "selected.json")) as f:
         selected = json.load(f)
     assert len(selected["images"]) == 5 and selected["summary"]["rule"] == "top-5 by the region head"
-    rows = {r["selection"]: r for r in selected["summary"]["comparison"]}
-    assert rows["region head, nnpu (this selection)"]["AUC"] == pytest.approx(100 * summary["AUC"])
+    assert "AUC" not in summary and "comparison" not in summary  # select never reads the pool's truth
+    # against the truth, afterwards: the head beside what the same region features allow
+    evaluate = load_script("tools", "evaluate_pool_truth.py")
+    measured = evaluate.main(evaluate.parse_args(["selection", "--selection", sel, "--output-dir",
+                                                  str(tmp_path / "truth"), *opts]))
+    assert measured["K"] == 5
+    rows = {r["selection"]: r for r in measured["comparison"]}
+    assert rows["region head, nnpu (this selection)"]["AUC"] == pytest.approx(100 * measured["AUC"])
     assert rows["random (expected)"]["precision@K"] == pytest.approx(100 * TINY.pos_fraction)
+    with open(os.path.join(str(tmp_path / "truth"), "scores.tsv")) as f:
+        assert f.readline() == "image_id\tscore\tfile_name\tpositive\n"
     with np.load(os.path.join(sel, "region_scores.npz")) as z:
         assert z["boxes"].shape == (TINY.num_pool, 5, 4) and z["scores"].shape == (TINY.num_pool, 5)
         # each image's best region's score is its image score

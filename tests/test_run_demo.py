@@ -276,8 +276,10 @@ def test_dry_run_lists_the_commands_and_runs_nothing(demo, tmp_path, capsys):
     assert not os.path.exists(out)  # not even settings.json
     tools = [os.path.basename(next(w for w in shlex.split(c) if w.endswith(".py"))) for c in commands]
     # 10 trainings in the students stage: the labeled-only row is the teacher
-    assert tools == ["train_net.py"] + ["purify_net.py"] * 9 + ["evaluate_pool_truth.py"] * 2 + ["train_net.py"] * 10 \
-        + ["visualize_pseudo_labels.py"]
+    # each selection is measured against the pool's truth by the evaluation tool, after it is made
+    evaluate = "evaluate_pool_truth.py"
+    assert tools == ["train_net.py"] + ["purify_net.py"] * 4 + [evaluate] * 2 + ["purify_net.py"] * 5 + [evaluate] * 3 \
+        + ["train_net.py"] * 10 + ["visualize_pseudo_labels.py"]
     # a step that needs an earlier one's output names it; steps side by side get their share of the threads
     assert f"PU.PRIOR '<prior of {out}/pu/prior.json>'" in commands[3]
     assert commands[1].startswith("OMP_NUM_THREADS=") and not commands[0].startswith("OMP_NUM_THREADS=")
@@ -374,13 +376,13 @@ def test_report_reads_the_stages_summaries(tiny_benchmark, tmp_path, capsys):
           {"score_thresh": 0.5, "negative images": 1500, "boxes/img": 0.42, "fired": 0.31,
            "per class": {"digit 0": 0.2, "digit 1": 0.22}})
     ranking = {"AUC": 0.8, "precision@K": 0.65, "recall@K": 0.52}
-    write(os.path.join(p.select, "selected.json"), {"summary": {**ranking, "AUC": 0.56}})
+    write(os.path.join(p.pool_truth, "select", "selection.json"), {**ranking, "AUC": 0.56})
     comparison = [{"selection": name, "AUC": auc, "precision@K": 60.0, "recall@K": 48.0}
                   for name, auc in (("region head, nnpu (this selection)", 80.0), ("oracle", 84.0))]
     comparison.append({"selection": "random (expected)", "AUC": 50.0, "precision@K": 25.0, "recall@K": 20.0})
-    write(os.path.join(p.select_region, "selected.json"),
-          {"summary": {**ranking, "pool positive fraction": 0.25, "comparison": comparison}})
-    write(os.path.join(p.select_confidence, "selected.json"), {"summary": {**ranking, "AUC": 0.7}})
+    write(os.path.join(p.pool_truth, "select_region", "selection.json"),
+          {**ranking, "pool positive fraction": 0.25, "comparison": comparison})
+    write(os.path.join(p.pool_truth, "select_confidence", "selection.json"), {**ranking, "AUC": 0.7})
     write(os.path.join(p.pu_region, "prior.json"), {"prior": 0.248, "estimator": "bbe", "elkan-noto": 0.52})
     write(os.path.join(p.pu, "prior.json"), {"prior": 0.6, "estimator": "bbe"})
     with open(os.path.join(p.teacher, "metrics.json"), "w") as f:
@@ -392,7 +394,7 @@ def test_report_reads_the_stages_summaries(tiny_benchmark, tmp_path, capsys):
         coco["images"] = [{**im, "file_name": os.path.join(folder, "pool", os.path.basename(im["file_name"]))}
                           for im in pool["images"][:2]]
         write(os.path.join(p.labels, name, "pseudo_labels.json"), coco)
-    with open(os.path.join(p.select_region, "score_histogram.png"), "wb") as f:
+    with open(os.path.join(p.pool_truth, "select_region", "score_histogram.png"), "wb") as f:
         f.write(b"png")
     os.makedirs(p.logs, exist_ok=True)
     for stage, log, start, end in (("teacher", "teacher", 0.0, 120.0), ("pu", "pu", 200.0, 260.0),
@@ -472,5 +474,5 @@ def test_report_of_a_run_without_the_pool_stages(tmp_path):
     assert results["pu_selection"] is None and results["negative_scenes"] is None
     with open(os.path.join(str(tmp_path), "results.md")) as f:
         text = f.read()
-    assert "against the pool's truth: not measured" in text and "pu/select/selected.json is missing" in text
+    assert "against the pool's truth: not measured" in text and "pool_truth/select/selection.json is missing" in text
     assert not os.path.exists(os.path.join(str(tmp_path), "gallery.png"))

@@ -1,4 +1,4 @@
-"""tools/submit.py end to end without SLURM (issue 23): submitit's local executor runs a job of 2 tasks on this
+"""tools/submit.py end to end without SLURM: submitit's local executor runs a job of 2 tasks on this
 host, each task one machine of the tool's launch (its flags derived from the job's environment, as on SLURM), on
 CPU processes; the job trains the teacher and writes loadable checkpoints, and after a preemption (submitit's
 signal, as SLURM sends it) it is requeued and resumes from the last checkpoint."""

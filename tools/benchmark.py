@@ -53,9 +53,10 @@ from tabulate import tabulate
 from pudet.config import get_pudet_cfg
 from pudet.data import register_datasets
 from pudet.data.chunked import default_inference_workers
+from pudet.data.datasets.wild_digits import CONFIG_DIR
 from pudet.data.mappers import InferenceMapper, PUDatasetMapper
 from pudet.engine.pseudo_label import label_images
-from pudet.engine.selection import score_pool
+from pudet.purification.image_head import score_pool
 from pudet.utils import machine_summary
 
 # isort: split
@@ -63,12 +64,11 @@ import benchmark_exits  # tools/benchmark_exits.py: the exits sub-command
 import benchmark_processes  # tools/benchmark_processes.py: the processes sub-command
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-WD = os.path.join(REPO, "configs", "WildDigits")
 
 
 def load_cfg(name, *opts):
     """The benchmark's config ``name`` with ``opts``, its datasets registered."""
-    cfg = get_pudet_cfg(os.path.join(WD, name), opts)
+    cfg = get_pudet_cfg(os.path.join(CONFIG_DIR, name), opts)
     register_datasets(cfg)
     return cfg
 

@@ -36,8 +36,8 @@ from detectron2.utils import comm
 from detectron2.utils.events import EventStorage
 from tabulate import tabulate
 
-TEACHER_YAML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "WildDigits",
-                            "faster_rcnn_R18_FPN_teacher.yaml")
+from pudet.data.datasets.wild_digits import TEACHER_CONFIG
+
 WORK = ("teacher", "label")
 
 
@@ -73,7 +73,7 @@ def _teacher_cfg(args, out):
 
     cfg = get_cfg()
     pudet.add_pudet_config(cfg)
-    cfg.merge_from_file(TEACHER_YAML)
+    cfg.merge_from_file(TEACHER_CONFIG)
     cfg.merge_from_list(["WILD_DIGITS.PRETRAIN.ENABLED", "False", "SOLVER.IMS_PER_BATCH", str(args.batch_size),
                          "DATALOADER.NUM_WORKERS", str(args.num_workers), "DATASETS.TEST", "()", "SEED", "0",
                          "OUTPUT_DIR", out, *args.opts])

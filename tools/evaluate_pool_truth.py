@@ -2,6 +2,14 @@
 """Evaluation against a pool's hidden truth (the built-in benchmark's pool), measured after the fact: what no
 purifier may read. pudet.evaluation.pool_truth is the only reader of the truth.
 
+  tools/evaluate_pool_truth.py selection --selection output/demo/pu_region/select \
+      --output-dir output/demo/pool_truth/select_region --config-file configs/WildDigits/pu_R18_region.yaml \
+      PU.INIT_FROM_DETECTOR output/demo/teacher/model_final.pth
+      a selection of purify_net.py select (its folder) against the pool's truth: the AUC, precision@K and recall@K
+      of its scores at K = its size and the pool's positive fraction; for a region head's selection (its config
+      and detector given, as to select), also the head beside what the same region features allow (uPU, naive
+      PN, the teacher's confidence, a true-label oracle, random). Writes selection.json, scores.tsv (with the
+      truth) and score_histogram.png (coloured by the truth)
   tools/evaluate_pool_truth.py negative-scenes --pseudo-labels output/demo/labels/pool/pseudo_labels.json \
       --output-dir output/demo/pool_truth
       the teacher's boxes above --score-thresh on the pool's NEGATIVE scenes (per image, per class), from a
@@ -19,26 +27,61 @@ import argparse
 import json
 import os
 
+import numpy as np
+
 import pudet  # noqa: F401  (applies pudet.compat before detectron2 is used)
 
 # isort: split
 from detectron2.engine import default_argument_parser
 
+from pudet.data.datasets.wild_digits import TEACHER_CONFIG
 from pudet.engine import setup_cfg
 from pudet.engine.pseudo_label import write_pseudo_labels
 from pudet.evaluation import save_results
-from pudet.evaluation.pool_truth import negative_scene_boxes, oracle_pseudo_labels
+from pudet.evaluation.plotting import plot_score_histogram
+from pudet.evaluation.pool_truth import load_pool_truth, negative_scene_boxes, oracle_pseudo_labels, positive_images
 from pudet.evaluation.pseudo_labels import label_diagnostics
-
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "WildDigits",
-                              "faster_rcnn_R18_FPN_teacher.yaml")
+from pudet.evaluation.purifier import purifier_comparison, selection_metrics
+from pudet.evaluation.results import selection_table
+from pudet.purification.region_head import head_schedule, score_pool_regions
+from pudet.purification.selection_files import read_scores, write_scores
 
 
 def _setup(args):
     def output_dir(cfg):
         cfg.OUTPUT_DIR = args.output_dir
 
-    return setup_cfg(args, DEFAULT_CONFIG, edit=output_dir)
+    return setup_cfg(args, TEACHER_CONFIG, edit=output_dir)
+
+
+def selection(args):
+    cfg = _setup(args)
+    with open(os.path.join(args.selection, "selected.json")) as f:
+        summary = json.load(f)["summary"]
+    dataset = summary["dataset"]
+    truth = load_pool_truth(dataset)
+    if truth is None:
+        raise ValueError(f"{dataset} has no hidden truth (metadata.truth_json) to evaluate the selection against")
+    truth = positive_images(truth)
+    ids, scores, file_names = read_scores(os.path.join(args.selection, "scores.tsv"))
+    k = summary["selected"]
+    results = {"selection": args.selection, "dataset": dataset, **selection_metrics(ids, scores, k, truth)}
+    if summary.get("head", "").startswith("region"):
+        scored = score_pool_regions(cfg, summary["weights"], dataset)
+        if not np.array_equal(scored["pool"].ids, ids):
+            raise ValueError(f"{args.selection} was not scored on the bags this config reads")
+        risk, classes = scored["info"]["risk"], scored["num_classes"]
+        results["comparison"] = purifier_comparison(
+            scored["positive"], scored["pool"], truth, head_scores=scores, head_name=f"region head, {risk} "
+            "(this selection)", prior=scored["info"]["prior"], loss=cfg.PU.LOSS,
+            schedule=head_schedule(cfg, classes), num_classes=classes, k=k)
+    save_results(results, os.path.join(cfg.OUTPUT_DIR, "selection.json"))
+    write_scores(os.path.join(cfg.OUTPUT_DIR, "scores.tsv"), ids, scores, file_names, truth)
+    plot_score_histogram(os.path.join(cfg.OUTPUT_DIR, "score_histogram.png"), scores, [truth[i] for i in ids.tolist()],
+                         title=f"scores of {args.selection} on {dataset}", xlabel="score")
+    print(selection_table(results))
+    print(f"Wrote {cfg.OUTPUT_DIR}/selection.json, scores.tsv, score_histogram.png")
+    return results
 
 
 def negative_scenes(args):
@@ -64,6 +107,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     base = default_argument_parser()
+    chosen = commands.add_parser("selection", parents=[base], conflict_handler="resolve",
+                                 help="a selection of purify_net.py select against the pool's truth")
+    chosen.add_argument("--selection", required=True, help="the folder purify_net.py select wrote (selected.json, "
+                        "scores.tsv)")
+    chosen.add_argument("--output-dir", required=True, help="where selection.json, scores.tsv and "
+                        "score_histogram.png go")
     negative = commands.add_parser("negative-scenes", parents=[base], conflict_handler="resolve",
                                    help="the teacher's boxes on the pool's negative scenes")
     negative.add_argument("--pseudo-labels", required=True,
@@ -83,7 +132,8 @@ def parse_args(argv=None):
 
 
 def main(args):
-    return {"negative-scenes": negative_scenes, "oracle-labels": oracle_labels}[args.command](args)
+    return {"selection": selection, "negative-scenes": negative_scenes,
+            "oracle-labels": oracle_labels}[args.command](args)
 
 
 if __name__ == "__main__":

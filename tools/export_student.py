@@ -8,7 +8,7 @@ plain detectron2 checkpoint of the student, which a GeneralizedRCNN or DefaultPr
 """
 import argparse
 
-from pudet.modeling.self_distill import export_student
+from pudet.modeling.export import export_student
 
 
 def main(argv=None):

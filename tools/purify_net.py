@@ -27,15 +27,13 @@ import pudet  # noqa: F401  (applies pudet.compat before detectron2 is used)
 from detectron2.engine import default_argument_parser, launch
 from detectron2.utils import comm
 
+from pudet.data.datasets.wild_digits import PU_CONFIG, TEACHER_CONFIG
 from pudet.engine import setup_cfg
 from pudet.engine.pseudo_label import pseudo_label
-from pudet.engine.purification import select_pool, train_purifier
 from pudet.evaluation import results_table, save_results
 from pudet.evaluation.results import label_table, selection_table
+from pudet.purification import select_pool, train_purifier
 
-CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "WildDigits")
-DEFAULT_CONFIG = os.path.join(CONFIGS, "pu_R18_nnpu.yaml")
-DEFAULT_TEACHER_CONFIG = os.path.join(CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml")
 # the config's dataset names each command reads (checked before it starts)
 DATASET_KEYS = {"train": ("DATASETS.TEST", "PU.LABELED_DATASETS", "PU.UNLABELED_DATASETS"),
                 "select": ("PU.UNLABELED_DATASETS",), "label": ("DATASETS.TRAIN", "PU.UNLABELED_DATASETS")}
@@ -55,7 +53,7 @@ def setup(args):
         if args.pool:
             cfg.PU.POOL = args.pool
 
-    default = DEFAULT_TEACHER_CONFIG if args.command == "label" else DEFAULT_CONFIG
+    default = TEACHER_CONFIG if args.command == "label" else PU_CONFIG
     return setup_cfg(args, default, edit=apply_options, dataset_keys=DATASET_KEYS[args.command],
                      pu_splits=args.command == "train")
 
@@ -87,7 +85,7 @@ def label(args):
         cfg, weights=args.weights, selection=args.selection, dataset=args.dataset, random=args.random, seed=args.seed,
         pu_weights=args.pu_weights, pu_thresh=args.pu_thresh, taus=args.taus, batch_size=args.batch_size,
         chunk_size=args.chunk_size, num_workers=args.num_workers, overwrite=args.overwrite,
-        teacher_config=args.config_file or DEFAULT_TEACHER_CONFIG)
+        teacher_config=args.config_file or TEACHER_CONFIG)
     if diagnostics is None:
         return None
     print(f"Pseudo-labels of {diagnostics['info']['source']} ({diagnostics['unreadable']} unreadable images skipped)")

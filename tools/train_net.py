@@ -18,17 +18,15 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser, launch
 from detectron2.utils import comm
 
-from pudet.engine import DetectionTrainer, resolve_pretrained_weights, setup_cfg
+from pudet.data.datasets import resolve_pretrained_weights
+from pudet.data.datasets.wild_digits import TEACHER_CONFIG
+from pudet.engine import DetectionTrainer, setup_cfg
 from pudet.evaluation import results_table, save_results
-
-DEFAULT_CONFIG = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "configs", "WildDigits", "faster_rcnn_R18_FPN_teacher.yaml"
-)
 
 
 def setup(args):
     # the benchmark's glyph-pretrained backbone, when WILD_DIGITS.PRETRAIN.ENABLED and MODEL.WEIGHTS is empty
-    return setup_cfg(args, DEFAULT_CONFIG, edit=resolve_pretrained_weights)
+    return setup_cfg(args, TEACHER_CONFIG, edit=resolve_pretrained_weights)
 
 
 def main(args):

@@ -13,13 +13,15 @@ commands of the steps still to run):
   pu         the PU classifiers on L and the pool U, nnPU with the prior estimated: the paper's image-level
              N_pu (the teacher's backbone + a pooled linear head) and the region head (the teacher's regions
              at scales 1 and 0.5 scored one by one; an image scores as its best region; BBE prior)
-  select     both score every pool image; U^P = the region head's top K = n_l (its summary compares it with
-             uPU, naive PN, the teacher's own confidence and a true-label oracle on the same features)
+  select     both score every pool image; U^P = the region head's top K = n_l. Then each selection against the
+             pool's hidden truth (evaluate_pool_truth.py selection), the region head's beside uPU, naive PN, the
+             teacher's own confidence and a true-label oracle on the same features
   label      D_t pseudo-labels the whole pool, U^P (each box with its region PU score: box-level purification),
              a random U^R of K images and U^C (the K images whose best box scores highest: the selection a
              practitioner tries first). Then, against the pool's hidden truth (evaluate_pool_truth.py, the only
-             reader of it): the teacher's boxes above 0.5 on the negative scenes, and the oracle's pseudo-labels
-             (K truly positive pool scenes with their TRUE boxes: a perfect purifier and a perfect teacher)
+             reader of it): U^C's ranking, the teacher's boxes above 0.5 on the negative scenes, and the oracle's
+             pseudo-labels (K truly positive pool scenes with their TRUE boxes: a perfect purifier and a perfect
+             teacher)
   students   the rows: labeled only, also with the training SEED + 1 and + 2 on the same data (the noise: the
              spread of the three); + self-distillation on L; + U^R, U^P at tau 0.5 and 0.9; + U^C at 0.5; + the
              oracle's true pool boxes (self-distillation on L + U^x); and train-longer, the teacher trained twice

@@ -14,7 +14,9 @@ Faster R-CNN FPN needs none of them (NMS and ROIAlign come from torchvision). de
 compiled ``COCOeval_opt``: see :func:`cocoeval_class`.
 
 On every build, multi-process runs work on a machine without GPUs (gloo processes, DDP without device ids), and
-every process leaves its process group when it ends: see :mod:`.distributed`.
+every process leaves its process group when it ends: see :mod:`.distributed`. pudet's trainers build on
+:class:`.trainer.DefaultTrainer`, detectron2's made alike on every build (the inner trainer's state saved on v0.6
+as main saves it); it patches nothing.
 
 ``python -m pudet.compat`` prints the detectron2 variant, the torch/torchvision versions and whether
 CUDA is available.
@@ -31,7 +33,6 @@ __all__ = [
     "apply",
     "has_compiled_ops",
     "detectron2_variant",
-    "coco_evaluator",
     "cocoeval_class",
     "environment_rows",
 ]
@@ -139,13 +140,6 @@ def apply() -> None:
 
     distributed.install_worker()
     distributed.install_cpu_ddp()
-
-
-def coco_evaluator(dataset_name, output_dir=None, **kwargs):
-    """detectron2's ``COCOEvaluator`` with its fast implementation (:func:`cocoeval_class`) on every build."""
-    from detectron2.evaluation import COCOEvaluator
-
-    return COCOEvaluator(dataset_name, output_dir=output_dir, **kwargs)
 
 
 def environment_rows():

@@ -13,20 +13,17 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import build_model
 from detectron2.utils import comm
 
-from ..data.chunked import Unreadable, describe_job, finished_chunks, run_chunked, write_unreadable
+from ..data.chunked import ChunkedInference, describe_job, read_chunks, write_unreadable
 from ..data.mappers import InferenceMapper
 from ..evaluation.pseudo_labels import label_diagnostics
 from ..modeling.checkpoint import load_weights_strictly
+from ..modeling.region_pu import box_pu_scorer
 from ..utils import atomic_write
-from .region_purification import box_pu_scorer
 
 __all__ = ["teacher_categories", "label_images", "merge_pseudo_labels", "write_pseudo_labels", "finish_pseudo_labels",
            "random_subset", "selection_dicts", "label_source", "pseudo_label"]
 
 logger = logging.getLogger(__name__)
-
-_SUFFIX = ".json"
-
 
 def teacher_categories(train_dataset: str) -> List[dict]:
     """COCO ``categories`` of the dataset the teacher was trained on: ``[{"id", "name"}]`` in contiguous order,
@@ -42,12 +39,10 @@ def teacher_categories(train_dataset: str) -> List[dict]:
     return [{"id": int(inverse[i]), "name": n} for i, n in enumerate(names)]
 
 
-def label_images(model, dicts: List[dict], out_dir: str, *, mapper, category_ids: List[int], batch_size: int = 8,
-                 num_workers: int = 2, chunk_size: int = 1024, rank: int = 0, world_size: int = 1,
-                 progress: bool = True, job: dict = None, overwrite: bool = False) -> int:
-    """Runs the teacher on this rank's unfinished chunks of ``dicts`` (several images per forward). Returns
-    how many images it processed. ``category_ids[c]`` is the dataset id of contiguous class ``c``; ``job`` and
-    ``overwrite`` as in :func:`~pudet.data.chunked.run_chunked`.
+def label_images(model, dicts: List[dict], inference: ChunkedInference, *, category_ids: List[int]) -> int:
+    """Runs the teacher on this rank's unfinished chunks of ``dicts`` (several images per forward;
+    ``inference``: resumable, sharded). Returns how many images it processed. ``category_ids[c]`` is the
+    dataset id of contiguous class ``c`` (which the job, :func:`~pudet.data.chunked.describe_job`, records).
 
     Each image's record: ``{"image_id", "file_name", "height", "width", "detections": [[x, y, w, h, score,
     category_id], ...]}`` in original image coordinates (the teacher's ``SCORE_THRESH_TEST`` is the floor);
@@ -69,32 +64,26 @@ def label_images(model, dicts: List[dict], out_dir: str, *, mapper, category_ids
                             "width": x["width"], "detections": dets})
         return records
 
-    def save_chunk(f, records, bad):
-        f.write(json.dumps({"images": records, "unreadable": bad}).encode())
+    def pack(records):
+        return {"images": np.asarray([json.dumps(r) for r in records], dtype=str)}
 
     model.eval()
-    return run_chunked(dicts, out_dir, mapper=mapper, predict=predict, save_chunk=save_chunk, suffix=_SUFFIX,
-                       batch_size=batch_size, num_workers=num_workers, chunk_size=chunk_size, rank=rank,
-                       world_size=world_size, progress=progress, desc="pseudo-labelling", kind="pseudo-labels",
-                       job={"category_ids": list(category_ids), **(job or {})}, overwrite=overwrite)
+    return inference.run(dicts, predict, pack)
 
 
 def merge_pseudo_labels(out_dir: str, num_images: int, chunk_size: int, categories: List[dict], info: Dict):
     """Reads every chunk into one COCO dict (images, annotations with ``score``, categories, info). Returns
     ``(coco, unreadable)`` with ``unreadable`` a list of :class:`~pudet.data.chunked.Unreadable`."""
-    images, annotations, unreadable = [], [], []
-    for path in finished_chunks(out_dir, num_images, chunk_size, _SUFFIX):
-        with open(path) as f:
-            chunk = json.load(f)
-        unreadable.extend(Unreadable(*x) for x in chunk["unreadable"])
-        for rec in chunk["images"]:
-            images.append({"id": rec["image_id"], "file_name": rec["file_name"], "height": rec["height"],
-                           "width": rec["width"]})
-            for det in rec["detections"]:
-                x, y, w, h, score, cat = det[:6]
-                annotations.append({"id": len(annotations) + 1, "image_id": rec["image_id"], "bbox": [x, y, w, h],
-                                    "area": w * h, "category_id": cat, "score": score, "iscrowd": 0,
-                                    **({"pu_score": det[6]} if len(det) > 6 else {})})
+    images, annotations = [], []
+    chunks, unreadable = read_chunks(out_dir, num_images, chunk_size)
+    for rec in (json.loads(r) for c in chunks for r in c["images"].tolist()):
+        images.append({"id": rec["image_id"], "file_name": rec["file_name"], "height": rec["height"],
+                       "width": rec["width"]})
+        for det in rec["detections"]:
+            x, y, w, h, score, cat = det[:6]
+            annotations.append({"id": len(annotations) + 1, "image_id": rec["image_id"], "bbox": [x, y, w, h],
+                                "area": w * h, "category_id": cat, "score": score, "iscrowd": 0,
+                                **({"pu_score": det[6]} if len(det) > 6 else {})})
     coco = {"info": {**info, "images": len(images), "unreadable": len(unreadable)}, "images": images,
             "annotations": annotations, "categories": categories}
     return coco, unreadable
@@ -157,19 +146,16 @@ def pseudo_label(cfg, *, weights: str, selection: str = "", dataset: str = "", r
                                           dataset=dataset or cfg.PU.UNLABELED_DATASETS[0])
     model = build_model(cfg)
     load_weights_strictly(model, weights)
-    job = describe_job(cfg, weights)
+    categories = teacher_categories(cfg.DATASETS.TRAIN[0])
+    job = describe_job(cfg, weights, category_ids=[c["id"] for c in categories])
     if pu_weights:
         job["pu_weights"] = describe_job(weights=pu_weights)["weights"]
         model = box_pu_scorer(model, pu_weights, weights)
-    categories = teacher_categories(cfg.DATASETS.TRAIN[0])
     out = cfg.OUTPUT_DIR
-    label_images(
-        model, dicts, out, mapper=InferenceMapper(cfg), category_ids=[c["id"] for c in categories],
-        batch_size=batch_size, chunk_size=chunk_size,
-        num_workers=cfg.DATALOADER.NUM_WORKERS if num_workers is None else num_workers,
-        rank=comm.get_rank(), world_size=comm.get_world_size(), progress=comm.is_main_process(), job=job,
-        overwrite=overwrite,
-    )
+    label_images(model, dicts, ChunkedInference(
+        out, kind="pseudo-labels", mapper=InferenceMapper(cfg), batch_size=batch_size, chunk_size=chunk_size,
+        num_workers=cfg.DATALOADER.NUM_WORKERS if num_workers is None else num_workers, job=job,
+        overwrite=overwrite), category_ids=[c["id"] for c in categories])
     comm.synchronize()
     if not comm.is_main_process():
         return None

@@ -1,114 +1,25 @@
-"""Thin ``DefaultTrainer`` subclasses: they override ``build_*`` methods only, and write every checkpoint
-atomically (:class:`AtomicCheckpointer`)."""
-import glob
+"""Thin trainers on :class:`pudet.compat.trainer.DefaultTrainer` (detectron2's, alike on every build and safe to
+kill): they override ``build_*`` classmethods only."""
 import logging
 import os
-import zipfile
 
-import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, build_detection_test_loader
-from detectron2.engine import DefaultTrainer, HookBase
+from detectron2.engine import HookBase
 from detectron2.utils import comm
 
+from ..compat.trainer import DefaultTrainer
 from ..data.build import build_expanded_train_loader, build_pu_train_loader
 from ..data.mappers import PUDatasetMapper
 from ..evaluation import build_evaluator
 from ..evaluation.pu import PUEvaluator
+from ..modeling.export import save_student, student_state_dict
 from ..modeling.pu_classifier import load_detector_backbone
-from ..modeling.self_distill import SelfDistillRCNN, save_student, student_state_dict
-from ..utils import atomic_write
 
-__all__ = ["AtomicCheckpointer", "DetectionTrainer", "PUTrainer", "ExportStudent"]
+__all__ = ["DetectionTrainer", "PUTrainer", "ExportStudent"]
 
 logger = logging.getLogger(__name__)
 
 STUDENT_CHECKPOINT = "model_final_student.pth"
-FINAL_CHECKPOINT = "model_final"
-
-
-def _readable(path: str) -> bool:
-    """Whether ``path`` looks like a whole ``torch.save`` file (a zip archive with its central directory: a
-    truncated or empty file has none)."""
-    return os.path.isfile(path) and zipfile.is_zipfile(path)
-
-
-class AtomicCheckpointer(DetectionCheckpointer):
-    """detectron2's checkpointer, except that a checkpoint and the ``last_checkpoint`` tag are written under a
-    temporary name and renamed (a kill while saving never leaves a broken file under a checkpoint's name),
-    and that ``resume`` never picks an unreadable checkpoint: when the tagged one is not a whole file (e.g.
-    written by another tool, or damaged since), the newest readable ``model_*.pth`` of the folder is used."""
-
-    def save(self, name: str, **kwargs) -> None:
-        if not self.save_dir or not self.save_to_disk:
-            return
-        data = {"model": self.model.state_dict(), **{k: v.state_dict() for k, v in self.checkpointables.items()},
-                **kwargs}
-        basename = f"{name}.pth"
-        path = os.path.join(self.save_dir, basename)
-        self.logger.info(f"Saving checkpoint to {path}")
-        atomic_write(path, lambda f: torch.save(data, f), mode="wb")
-        self.tag_last_checkpoint(basename)
-
-    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
-        atomic_write(os.path.join(self.save_dir, "last_checkpoint"), lambda f: f.write(last_filename_basename))
-
-    def has_checkpoint(self) -> bool:
-        return bool(self.get_checkpoint_file())
-
-    def get_checkpoint_file(self) -> str:
-        tagged = super().get_checkpoint_file() if super().has_checkpoint() else ""
-        if tagged and _readable(tagged):
-            return tagged
-        candidates = [p for p in glob.glob(os.path.join(self.save_dir, "model_*.pth"))
-                      if os.path.basename(p) != STUDENT_CHECKPOINT and _readable(p)]
-        found = max(candidates, key=os.path.getmtime) if candidates else ""
-        if tagged:
-            logger.warning(f"The last checkpoint {tagged} is unreadable (a kill while writing it?): "
-                           + (f"resuming from {found} instead" if found else "no readable checkpoint to resume from"))
-        return found
-
-
-class _SaveFinalIfMissing(HookBase):
-    """After a training that reached its last iteration, writes ``model_final.pth`` if it is missing: a run
-    killed while saving it, then resumed, has no step left for detectron2's ``PeriodicCheckpointer`` to save."""
-
-    def after_train(self):
-        final = os.path.join(self.trainer.checkpointer.save_dir, f"{FINAL_CHECKPOINT}.pth")
-        if comm.is_main_process() and self.trainer.iter >= self.trainer.max_iter and not _readable(final):
-            self.trainer.checkpointer.save(FINAL_CHECKPOINT, iteration=self.trainer.max_iter - 1)
-
-
-class _CheckpointsOptimizer:
-    """Puts the optimizer state into the trainer's checkpoints, so that ``--resume`` restores momentum too.
-    detectron2 v0.6's ``DefaultTrainer`` saves only the iteration and the hooks' state (the scheduler);
-    later releases add its inner trainer's state under ``_trainer``, as this does (idempotently). Checkpoints
-    are written by an :class:`AtomicCheckpointer` with the same model, folder and checkpointables as
-    detectron2's."""
-
-    def build_hooks(self):
-        c = self.checkpointer
-        self.checkpointer = AtomicCheckpointer(c.model, c.save_dir, save_to_disk=c.save_to_disk, **c.checkpointables)
-        return super().build_hooks() + [_SaveFinalIfMissing()]
-
-    def state_dict(self):
-        ret = super().state_dict()
-        ret.setdefault("_trainer", self._trainer.state_dict())
-        return ret
-
-    def load_state_dict(self, state_dict):
-        super().load_state_dict(state_dict)
-        if "_trainer" in state_dict:
-            self._trainer.load_state_dict(state_dict["_trainer"])
-
-
-class _ReturnsResults:
-    """``train()`` returns the final evaluation's results (``{}`` where none ran), as ``DefaultTrainer.train``
-    documents; detectron2 v0.6 returns them only when ``TEST.EXPECTED_RESULTS`` is set."""
-
-    def train(self):
-        super().train()
-        return getattr(self, "_last_eval_results", {})
 
 
 class ExportStudent(HookBase):
@@ -132,7 +43,7 @@ class ExportStudent(HookBase):
         logger.info(f"Saved the student as a plain detectron2 checkpoint: {self._path}")
 
 
-class DetectionTrainer(_ReturnsResults, _CheckpointsOptimizer, DefaultTrainer):
+class DetectionTrainer(DefaultTrainer):
     """detectron2's trainer with pudet's evaluators (COCO on any detectron2 build, pool hidden truth); it
     trains on L and the pseudo-labelled datasets when ``DATASETS.TRAIN_PSEUDO`` is set
     (:func:`~pudet.data.build.build_expanded_train_loader`), and for a ``SelfDistillRCNN`` it also exports the
@@ -148,15 +59,14 @@ class DetectionTrainer(_ReturnsResults, _CheckpointsOptimizer, DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         return build_evaluator(cfg, dataset_name, output_folder)
 
-    def build_hooks(self):
-        hooks = super().build_hooks()
-        model = getattr(self.model, "module", self.model)
-        if isinstance(model, SelfDistillRCNN):
-            hooks.append(ExportStudent(self.cfg.OUTPUT_DIR))
-        return hooks
+    @classmethod
+    def build_extra_hooks(cls, cfg):
+        if cfg.MODEL.META_ARCHITECTURE == "SelfDistillRCNN":
+            return [ExportStudent(cfg.OUTPUT_DIR)]
+        return []
 
 
-class PUTrainer(_ReturnsResults, _CheckpointsOptimizer, DefaultTrainer):
+class PUTrainer(DefaultTrainer):
     """Trains the PU classifier (``MODEL.META_ARCHITECTURE: PUClassifier``) on batches holding labeled and
     unlabeled images (``pudet.data.build.register_pu_splits`` must have run), validating on
     ``pu_holdout``. The backbone starts from ``PU.INIT_FROM_DETECTOR`` when set."""

@@ -1,6 +1,8 @@
-"""How well a pool is purified, against its hidden truth: the region head beside the rules and bounds that the
-same region features allow (uPU, naive PN, the teacher's own confidence, an oracle trained on the true
-labels, random), so a user sees how close the purifier is to what its features can give."""
+"""How well a pool is purified, against its hidden truth: a selection's ranking (:func:`selection_metrics`), and
+the region head beside the rules and bounds that the same region features allow (uPU, naive PN, the teacher's
+own confidence, an oracle trained on the true labels, random: :func:`purifier_comparison`), so a user sees how
+close the purifier is to what its features can give. ``tools/evaluate_pool_truth.py selection`` runs them on a
+selection's files."""
 import logging
 from typing import Dict, List
 
@@ -9,9 +11,16 @@ import numpy as np
 from ..modeling.region_pu import Bags, HeadSchedule, cross_fit_scores, score_bags, train_region_head
 from .ranking import ranking_metrics
 
-__all__ = ["teacher_confidence", "purifier_comparison"]
+__all__ = ["purifier_comparison", "selection_metrics", "teacher_confidence"]
 
 logger = logging.getLogger(__name__)
+
+
+def selection_metrics(ids: np.ndarray, scores: np.ndarray, k: int, truth: Dict[int, bool]) -> dict:
+    """A selection of the ``k`` best-scoring images against the hidden truth (image id -> positive): ``{"K",
+    "AUC", "precision@K", "recall@K", "pool positive fraction"}`` (fractions) over every scored image."""
+    flags = [truth[int(i)] for i in ids]
+    return {**ranking_metrics(scores, flags, k), "pool positive fraction": sum(flags) / len(flags)}
 
 
 def teacher_confidence(bags: Bags, num_classes: int) -> np.ndarray:

@@ -40,7 +40,7 @@ def selection_table(summary: dict) -> str:
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in summary.items() if k != "comparison"]
     text = tabulate(rows, tablefmt="github", headers=["selection", ""])
     if "comparison" in summary:
-        text += (f"\n\nThe same pool ranked by what the same region features allow (K = {summary['selected']}):\n"
+        text += (f"\n\nThe same pool ranked by what the same region features allow (K = {summary['K']}):\n"
                  + tabulate([list(r.values()) for r in summary["comparison"]], tablefmt="github", floatfmt=".1f",
                             headers=list(summary["comparison"][0])))
     return text

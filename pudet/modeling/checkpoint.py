@@ -38,22 +38,40 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     return {"model": reader.weights, **rest}
 
 
-def load_weights_strictly(model: nn.Module, path: str) -> None:
+def load_weights_strictly(model: nn.Module, path: str, *, keys=None, unexpected_ok: bool = False) -> None:
     """Loads the weights of the checkpoint at ``path`` into ``model``; a model tensor the file lacks, a file
     tensor the model lacks, or a tensor of another shape is a ValueError naming them (e.g. a PU classifier's
-    checkpoint given for a detector), raised before the model changes."""
-    weights = load_checkpoint(path)["model"]
+    checkpoint given for a detector), raised before the model changes.
+
+    Args:
+        keys: ``(config key, weights key)``, the config keys that set the model's config and ``path``, named by
+            the errors (e.g. ``("MODEL.PUDET.TEACHER_CONFIG", "MODEL.PUDET.TEACHER_WEIGHTS")``).
+        unexpected_ok: tensors of the file that the model lacks are left out, not an error (a detector read from
+            a training checkpoint that holds more, e.g. a student's adaptation layers).
+    """
+    config_key, weights_key = keys or ("", "")
+    try:
+        weights = load_checkpoint(path)["model"]
+    except FileNotFoundError as e:
+        if not weights_key:
+            raise
+        raise FileNotFoundError(f"detector weights '{path}' not found ({weights_key}): train the teacher with "
+                                "tools/train_net.py first and point this key at its model_final.pth") from e
     own = model.state_dict()
     missing = sorted(set(own) - set(weights))
-    unexpected = sorted(set(weights) - set(own))
+    unexpected = [] if unexpected_ok else sorted(set(weights) - set(own))
     shapes = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
     if missing or unexpected or shapes:
         def some(keys):
             return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
+        k = shapes[0] if shapes else ""
         problems = [f"{len(missing)} missing ({some(missing)})" if missing else "",
                     f"{len(unexpected)} unexpected ({some(unexpected)})" if unexpected else "",
-                    f"{len(shapes)} of another shape ({some(shapes)})" if shapes else ""]
-        raise ValueError(f"the weights {path} do not fit the model {type(model).__name__} of this config: tensors "
-                         + "; ".join(p for p in problems if p) + ". Is it the checkpoint of another model?")
-    model.load_state_dict(weights)
+                    f"{len(shapes)} of another shape ({some(shapes)}; e.g. {k}: checkpoint "
+                    f"{tuple(weights[k].shape)} vs model {tuple(own[k].shape)}: another number of classes or "
+                    "another architecture?)" if shapes else ""]
+        where = f" ({config_key})" if config_key else ""
+        raise ValueError(f"the weights {path} do not fit the model {type(model).__name__} of this config{where}: "
+                         "tensors " + "; ".join(p for p in problems if p) + ". Is it the checkpoint of another model?")
+    model.load_state_dict({k: weights[k] for k in own})

@@ -3,8 +3,7 @@ trainable head scores each region, and an image's score is the highest of its re
 (multiple-instance learning: one known object among clutter makes an image positive).
 
 A detector's global image features say little about whether a scene holds an object of a known class; its
-region features say much more (measured on the built-in benchmark: pool AUC 56-59 for an oracle on pooled
-image features, 78-86 on region features). So the classifier reads, for the teacher's top-N RPN proposals at
+region features say much more. So the classifier reads, for the teacher's top-N RPN proposals at
 one or more input scales (``PU.REGION.SCALES``: a half-size copy lets the detector find objects larger than
 it was trained on), each proposal's box-head feature and its class log-probabilities.
 
@@ -14,11 +13,13 @@ their boxes and a validity mask (:class:`Bags`). A labeled image is a positive b
 bag; the image's score is its best region's score (:meth:`RegionPUHead.bag_scores`) and the PU risks of
 :mod:`pudet.pu.risk` are applied to those scores exactly as for the image-level classifier. The features are
 fixed (the teacher is frozen), so :func:`train_region_head` takes seconds; :func:`cross_fit_scores` gives every
-bag a score from a head that did not see it (for the class prior and for honest oracle figures). The workflow
-(extraction, caching, the prior, selection) is :mod:`pudet.engine.region_purification`.
+bag a score from a head that did not see it (for the class prior and for honest oracle figures). A trained head
+is saved and loaded strictly (:func:`save_region_head`, :func:`load_region_head`). The workflow (extraction,
+caching, the prior, selection) is :mod:`pudet.purification.region_head`.
 """
+import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -28,9 +29,13 @@ from detectron2.structures import Boxes
 from torch import nn
 
 from ..pu.risk import RISKS
+from ..utils import atomic_write
 
 __all__ = ["RegionFeatureExtractor", "RegionPUHead", "BoxPUScorer", "masked_max", "Bags", "HeadSchedule",
-           "train_region_head", "score_bags", "cross_fit_scores"]
+           "train_region_head", "score_bags", "cross_fit_scores", "save_region_head", "load_region_head",
+           "check_head_fits", "box_pu_scorer"]
+
+HEAD_FORMAT = "pudet-region-pu-head-v1"
 
 _EMPTY_BAG_SCORE = -1e4
 
@@ -292,3 +297,44 @@ def cross_fit_scores(positive: Bags, unlabeled: Bags, *, risk: str, prior: float
         out_p[fold_p == k] = score_bags(head, positive.subset(fold_p == k))[0]
         out_u[fold_u == k] = score_bags(head, unlabeled.subset(fold_u == k))[0]
     return out_p, out_u
+
+
+def save_region_head(head: RegionPUHead, path: str, **info) -> None:
+    """Writes ``head`` (atomically) with ``info`` (the prior, risk, scales, top-K and detector it was trained with)."""
+    state = {"format": HEAD_FORMAT, "in_dim": head.in_dim, "hidden_dim": head.hidden_dim,
+             "last_columns": head.last_columns, "model": head.state_dict(), **info}
+    atomic_write(path, lambda f: torch.save(state, f), mode="wb")
+
+
+def load_region_head(path: str) -> Tuple[RegionPUHead, dict]:
+    """A head saved by :func:`save_region_head` (strict), and the checkpoint's other entries."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"region PU head {path} not found: train it with 'purify_net.py train' first")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or state.get("format") != HEAD_FORMAT:
+        raise ValueError(f"{path} is not a region PU head (PU.HEAD region) saved by purify_net.py train")
+    head = RegionPUHead(state["in_dim"], state["hidden_dim"], state.get("last_columns", 0))
+    head.load_state_dict(state["model"])
+    head.eval()
+    return head, {k: v for k, v in state.items() if k != "model"}
+
+
+def check_head_fits(head: RegionPUHead, extractor: RegionFeatureExtractor, weights: str) -> None:
+    """A head trained on another detector's features (another box-head width or class count) is an error."""
+    gives = extractor.detector.roi_heads.num_classes + 1 if head.last_columns else extractor.feature_dim
+    if head.in_dim != gives:
+        what = "class log-probabilities" if head.last_columns else "region features"
+        raise ValueError(f"{weights} scores {head.in_dim} {what}; this detector gives {gives}")
+
+
+def box_pu_scorer(detector: GeneralizedRCNN, head_weights: str, detector_weights: str) -> BoxPUScorer:
+    """The detector's inference plus each detection's region PU score (box-level purification), for a region
+    head trained on this detector's regions (a head trained on another detector's features is an error)."""
+    head, info = load_region_head(head_weights)
+    trained_on = info.get("detector_weights")
+    if trained_on and os.path.abspath(trained_on) != os.path.abspath(detector_weights):
+        raise ValueError(f"the region PU head {head_weights} was trained on the regions of {trained_on}, not of "
+                         f"{detector_weights}: box PU scores need the same detector")
+    scorer = BoxPUScorer(detector, head)
+    check_head_fits(head, scorer.extractor, head_weights)
+    return scorer

@@ -28,20 +28,18 @@ from detectron2.utils.events import get_event_storage
 from fvcore.nn import smooth_l1_loss, weight_init
 from torch import nn
 
-from ..config import get_pudet_cfg
-from ..utils import atomic_write
-from .checkpoint import load_checkpoint
 from .distill_losses import hint_loss, imitation_masks, kd_cls_loss, kd_reg_bounded_loss, kd_reg_loss, teacher_correct
+from .frozen import build_frozen_detector
 
-__all__ = ["SelfDistillRCNN", "build_frozen_detector", "build_teacher", "load_teacher_weights", "student_state_dict",
-           "save_student", "export_student"]
+__all__ = ["SelfDistillRCNN", "build_teacher"]
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_PREFIX = "adapters."
 # MODEL.PUDET.KDR_MODE: "min", Eq. 15 as written (the nearer of the teacher's and the ground truth's deltas is
 # the target); "bounded", the ground truth is the target wherever the student is not better than the teacher
 KDR_MODES = ("min", "bounded")
+# MODEL.PUDET.KDR_NORMALIZER: what L_kdr is averaged over
+KDR_NORMALIZERS = ("foreground", "sampled")
 
 
 class _TeacherTargets(NamedTuple):
@@ -50,59 +48,6 @@ class _TeacherTargets(NamedTuple):
     gt_classes: torch.Tensor  # its ground-truth class, K = background
     fg: torch.Tensor  # bool: in the foreground (a known class)
     q: torch.Tensor  # bool: q_i of Eq. 13, the teacher's argmax class is gt_classes
-
-
-def load_teacher_weights(teacher: nn.Module, path: str, *, keys=("MODEL.PUDET.TEACHER_CONFIG",
-                                                                  "MODEL.PUDET.TEACHER_WEIGHTS")) -> None:
-    """Loads a detector checkpoint into ``teacher``, strictly: a missing file, a missing tensor or a tensor of
-    another shape (e.g. another number of classes) is an error naming what differs and the config keys
-    (``keys``: of the detector's config file and of its weights) that set them."""
-    config_key, weights_key = keys
-    try:
-        weights = load_checkpoint(path)["model"]
-    except FileNotFoundError as e:
-        raise FileNotFoundError(
-            f"detector weights '{path}' not found ({weights_key}): train the teacher with tools/train_net.py "
-            "first and point this key at its model_final.pth") from e
-    own = teacher.state_dict()
-    missing = [k for k in own if k not in weights]
-    mismatched = [f"{k}: checkpoint {tuple(weights[k].shape)} vs teacher model {tuple(own[k].shape)}"
-                  for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
-    if missing or mismatched:
-        raise ValueError(
-            f"detector weights {path} do not fit the detector's config ({config_key}): "
-            + (f"{len(mismatched)} tensors of another shape, e.g. {mismatched[:3]} (another number of "
-               "classes or another architecture?)" if mismatched else "")
-            + ("; " if missing and mismatched else "")
-            + (f"{len(missing)} tensors missing, e.g. {missing[:3]}" if missing else "")
-        )
-    teacher.load_state_dict({k: weights[k] for k in own})
-    logger.info(f"Teacher loaded from {path} ({len(own)} tensors)")
-
-
-def build_frozen_detector(cfg, config_file: str, weights: str, *, keys) -> GeneralizedRCNN:
-    """A frozen ``GeneralizedRCNN`` (eval mode, ``requires_grad=False``) of ``config_file`` (default: ``cfg``
-    itself) with ``weights``, on ``cfg``'s device, for a model that reads a trained detector (the student's
-    teacher, the region PU head's detector). Its classes and box-regression weights must be ``cfg``'s; ``keys``
-    are the config keys of ``config_file`` and ``weights``, named by the errors."""
-    if config_file:
-        tcfg = get_pudet_cfg(config_file)
-    else:
-        tcfg = cfg.clone()
-    tcfg.defrost()
-    tcfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
-    tcfg.MODEL.DEVICE = cfg.MODEL.DEVICE
-    tcfg.MODEL.WEIGHTS = ""
-    if tcfg.MODEL.ROI_HEADS.NUM_CLASSES != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
-        raise ValueError(f"the detector of {keys[0]} ({config_file}) has {tcfg.MODEL.ROI_HEADS.NUM_CLASSES} classes "
-                         f"and this config {cfg.MODEL.ROI_HEADS.NUM_CLASSES}: distillation needs the same classes")
-    if tuple(tcfg.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS) != tuple(cfg.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS):
-        raise ValueError("teacher and student must share MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS (box deltas are compared)")
-    teacher = GeneralizedRCNN(tcfg).to(torch.device(cfg.MODEL.DEVICE))
-    load_teacher_weights(teacher, weights, keys=keys)
-    teacher.eval()
-    teacher.requires_grad_(False)
-    return teacher
 
 
 def build_teacher(cfg) -> GeneralizedRCNN:
@@ -128,8 +73,7 @@ class SelfDistillRCNN(GeneralizedRCNN):
     @configurable
     def __init__(self, *, teacher: GeneralizedRCNN, hint_features: List[str], hint_weight: float,
                  kd_weight: float, temperature: float, imitation_psi: float, hint_on: bool, kdc_on: bool,
-                 kdr_on: bool, kdr_beta: float = 0.0, kdr_mode: str = "min", kdr_margin: float = 0.0,
-                 kdr_normalizer: str = "foreground", **kwargs):
+                 kdr_on: bool, kdr_beta: float, kdr_mode: str, kdr_margin: float, kdr_normalizer: str, **kwargs):
         super().__init__(**kwargs)
         self._teacher = (teacher,)  # a tuple: outside the module tree (state_dict, parameters, train())
         self.hint_features = list(hint_features)
@@ -137,10 +81,6 @@ class SelfDistillRCNN(GeneralizedRCNN):
         self.kd_weight = kd_weight
         self.temperature = temperature
         self.kdr_beta = kdr_beta
-        if kdr_mode not in KDR_MODES:
-            raise ValueError(f"MODEL.PUDET.KDR_MODE must be one of {sorted(KDR_MODES)}, got '{kdr_mode}'")
-        if kdr_normalizer not in ("foreground", "sampled"):
-            raise ValueError(f"MODEL.PUDET.KDR_NORMALIZER must be 'foreground' or 'sampled', got '{kdr_normalizer}'")
         self.kdr_mode, self.kdr_margin, self.kdr_normalizer = kdr_mode, kdr_margin, kdr_normalizer
         self.imitation_psi = imitation_psi
         self.hint_on, self.kdc_on, self.kdr_on = hint_on, kdc_on, kdr_on
@@ -166,6 +106,11 @@ class SelfDistillRCNN(GeneralizedRCNN):
     def from_config(cls, cfg):
         ret = super().from_config(cfg)
         p = cfg.MODEL.PUDET
+        if p.KDR_MODE not in KDR_MODES:
+            raise ValueError(f"MODEL.PUDET.KDR_MODE must be one of {sorted(KDR_MODES)}, got '{p.KDR_MODE}'")
+        if p.KDR_NORMALIZER not in KDR_NORMALIZERS:
+            raise ValueError(f"MODEL.PUDET.KDR_NORMALIZER must be one of {sorted(KDR_NORMALIZERS)}, got "
+                             f"'{p.KDR_NORMALIZER}'")
         ret.update(
             teacher=build_teacher(cfg),
             # the hint levels are the RPN's: their anchors define the imitation masks
@@ -380,24 +325,3 @@ def _class_deltas(deltas: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         return deltas
     per_class = deltas.view(deltas.shape[0], deltas.shape[1] // 4, 4)  # (R, K, 4), R = 0 included
     return per_class[torch.arange(len(deltas), device=deltas.device), classes]
-
-
-def student_state_dict(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """A ``SelfDistillRCNN`` state dict reduced to the student: the keys of a plain ``GeneralizedRCNN``."""
-    return {k: v for k, v in state.items() if not k.startswith(ADAPTER_PREFIX)}
-
-
-def export_student(checkpoint_path: str, output_path: str) -> int:
-    """Writes ``checkpoint_path``'s student as a plain detectron2 checkpoint (``{"model": state_dict}``) that
-    a ``GeneralizedRCNN`` or ``DefaultPredictor`` loads without pudet. Returns the number of tensors."""
-    weights = student_state_dict(load_checkpoint(checkpoint_path)["model"])
-    if not all(any(k.startswith(prefix) for k in weights) for prefix in ("proposal_generator.", "roi_heads.")):
-        raise ValueError(f"{checkpoint_path} is not a detector's checkpoint (no proposal_generator.* and roi_heads.* "
-                         "tensors): export a SelfDistillRCNN or GeneralizedRCNN training checkpoint")
-    save_student(weights, output_path)
-    return len(weights)
-
-
-def save_student(weights: Dict[str, torch.Tensor], path: str, **extra) -> None:
-    """Saves student weights as a plain detectron2 checkpoint ``{"model": weights, **extra}``, atomically."""
-    atomic_write(path, lambda f: torch.save({"model": weights, **extra}, f), mode="wb")

@@ -1,6 +1,6 @@
 """The report: ``results.json`` and ``results.md`` from what the stages wrote (``eval_results.json``,
-``metrics.json``, the selections' summaries, ``prior.json``, ``diagnostics.json``, ``negative_scenes.json``,
-each step's ``logs/<step>.time.json``), and nothing else."""
+``metrics.json``, the selections measured against the pool's truth, ``prior.json``, ``diagnostics.json``,
+``negative_scenes.json``, each step's ``logs/<step>.time.json``), and nothing else."""
 import glob
 import json
 import os
@@ -121,15 +121,15 @@ def truth_section(paths):
     U^C), the priors, U^P's pseudo-boxes with and without box-level purification, the teacher's boxes on the
     negative scenes. A run without the pu, select or label stage (e.g. only the teacher and some student rows)
     gets a line saying so instead."""
-    selections = [os.path.join(folder, "selected.json")
-                  for folder in (paths.select, paths.select_region, paths.select_confidence)]
+    selections = [os.path.join(paths.pool_truth, name, "selection.json")
+                  for name in ("select", "select_region", "select_confidence")]
     labels = os.path.join(paths.labels, "pu", "diagnostics.json")
     missing = [path for path in selections + [labels] if not os.path.isfile(path)]
     if missing:
         return {"pu_selection": None, "negative_scenes": None,
                 "text": [f"selections, priors and pseudo-boxes against the pool's truth: not measured ({missing[0]} "
                          "is missing: run the pu, select and label stages)"]}
-    image, summary, confidence = (read_json(path)["summary"] for path in selections)
+    image, summary, confidence = map(read_json, selections)
     sel_headers = ["selection of K = n_l pool images", "AUC", "precision@K", "recall@K"]
     sel_rows = [_selection_row("image head N_pu, nnPU (the paper's)", image)]
     sel_rows += [[r["selection"], r["AUC"], r["precision@K"], r["recall@K"]] for r in summary["comparison"][:-1]]

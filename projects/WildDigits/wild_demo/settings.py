@@ -129,7 +129,7 @@ class Paths:
     select_region: str  # its selection: U^P
     labels: str  # one folder of pseudo-labels per selection (pool, pu, random, confidence, oracle)
     select_confidence: str  # U^C
-    pool_truth: str  # the teacher's boxes on the pool's negative scenes, against its hidden truth
+    pool_truth: str  # against the pool's hidden truth: the selections, the teacher's boxes on its negative scenes
     students: str  # one folder per row
     logs: str  # each step's log and time
 

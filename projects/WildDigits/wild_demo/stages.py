@@ -43,14 +43,25 @@ def stage_pu(args, paths, runner):
         "OUTPUT_DIR", paths.pu_region))
 
 
+def _evaluate_selection(args, paths, runner, name, selection, *config):
+    """The selection in the folder ``selection`` against the pool's hidden truth, into ``pool_truth/<name>``."""
+    out = os.path.join(paths.pool_truth, name)
+    runner.step(f"truth_{name}", os.path.join(out, "selection.json"), "evaluate_pool_truth.py", "selection",
+                "--selection", selection, "--output-dir", out, *config)
+
+
 def stage_select(args, paths, runner):
+    """Both heads score the pool and select; then each selection is measured against the pool's hidden truth (the
+    region head's beside what its features allow)."""
     prior = runner.value_from(os.path.join(paths.pu, "prior.json"), "prior")
     runner.step("select", os.path.join(paths.select, "selected.json"), "purify_net.py",
                 "select", "--config-file", PU_YAML, *benchmark_opts(args), "PU.PRIOR", str(prior),
                 "OUTPUT_DIR", paths.pu)
+    region = ("--config-file", PU_REGION_YAML, *benchmark_opts(args), "PU.INIT_FROM_DETECTOR", _weights(paths.teacher))
     runner.step("select_region", os.path.join(paths.select_region, "selected.json"), "purify_net.py",
-                "select", "--config-file", PU_REGION_YAML, *benchmark_opts(args),
-                "PU.INIT_FROM_DETECTOR", _weights(paths.teacher), "OUTPUT_DIR", paths.pu_region)
+                "select", *region, "OUTPUT_DIR", paths.pu_region)
+    _evaluate_selection(args, paths, runner, "select", paths.select, "--config-file", PU_YAML, *benchmark_opts(args))
+    _evaluate_selection(args, paths, runner, "select_region", paths.select_region, *region)
 
 
 def _label(args, paths, runner, name, *source):
@@ -62,9 +73,9 @@ def _label(args, paths, runner, name, *source):
 
 def stage_label(args, paths, runner):
     """The teacher pseudo-labels the whole pool (for U^C and its false alarms), U^P (each box with its region PU
-    score: box-level purification), a random U^R of K images and U^C; then, against the pool's hidden truth, its
-    boxes on the negative scenes are counted and the oracle's file is written (K truly positive scenes with
-    their TRUE boxes)."""
+    score: box-level purification), a random U^R of K images and U^C; then, against the pool's hidden truth,
+    U^C is measured, the teacher's boxes on the negative scenes are counted and the oracle's file is written (K
+    truly positive scenes with their TRUE boxes)."""
     pool_labels = os.path.join(paths.labels, "pool", "pseudo_labels.json")
     runner.in_parallel(
         lambda r: _label(args, paths, r, "pool", "--dataset", POOL),
@@ -76,6 +87,8 @@ def stage_label(args, paths, runner):
                 "select", "--by", "teacher-confidence", "--pseudo-labels", pool_labels,
                 "--output-dir", paths.select_confidence, "--config-file", PU_YAML, *benchmark_opts(args))
     _label(args, paths, runner, "confidence", "--selection", os.path.join(paths.select_confidence, "selected.json"))
+    _evaluate_selection(args, paths, runner, "select_confidence", paths.select_confidence, "--config-file", PU_YAML,
+                        *benchmark_opts(args))
     runner.step("negative_scenes", os.path.join(paths.pool_truth, "negative_scenes.json"), "evaluate_pool_truth.py",
                 "negative-scenes", "--pseudo-labels", pool_labels, "--score-thresh", "0.5",
                 "--output-dir", paths.pool_truth, "--config-file", TEACHER_YAML, *benchmark_opts(args))
@@ -116,7 +129,7 @@ def stage_report(args, paths, runner):
                     os.path.join(args.output_dir, "gallery.png"), "--seed", str(args.seed))
     if runner.dry_run:
         return
-    histogram = os.path.join(paths.select_region, "score_histogram.png")
+    histogram = os.path.join(paths.pool_truth, "select_region", "score_histogram.png")
     if os.path.isfile(histogram):
         shutil.copyfile(histogram, os.path.join(args.output_dir, "score_histogram.png"))
     print(f"\n{write_report(args, paths)}\n")

@@ -3,6 +3,7 @@
 Nothing registers at import: tools call :func:`register_datasets` (idempotent) after reading the config.
 """
 from ...config import pseudo_score_thresh
+from .glyph_pretrain import GlyphPretrainSpec, pretrained_backbone, resolve_pretrained_weights
 from .image_pool import (
     IMAGE_EXTENSIONS,
     list_pool_images,
@@ -16,6 +17,7 @@ from .pseudo_labeled import check_pseudo_categories, load_pseudo_labeled, pseudo
 from .wild_digits import WildDigitsSpec, build_wild_digits, register_wild_digits
 
 __all__ = [
+    "GlyphPretrainSpec",
     "IMAGE_EXTENSIONS",
     "WildDigitsSpec",
     "build_wild_digits",
@@ -29,6 +31,8 @@ __all__ = [
     "register_image_pool",
     "register_pseudo_labeled",
     "pool_dataset_name",
+    "pretrained_backbone",
+    "resolve_pretrained_weights",
     "use_pool_option",
     "register_wild_digits",
 ]

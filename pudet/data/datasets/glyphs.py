@@ -10,7 +10,7 @@ Three families of small grey bitmaps, all 8x8 and made the same way as scikit-le
 The drawing primitives (textured backgrounds, stroke colours, a glyph scaled, rotated and placed) are shared
 by the benchmark's scenes (:mod:`pudet.data.datasets.wild_digits`) and by :func:`render_glyph_crops`, the
 classification task over every glyph class on which the benchmark's backbone is pretrained
-(:mod:`pudet.engine.pretrain`), as the paper's detectors start from ImageNet weights.
+(:mod:`pudet.data.datasets.glyph_pretrain`), as the paper's detectors start from ImageNet weights.
 """
 import functools
 import importlib.util

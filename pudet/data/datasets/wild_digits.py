@@ -38,7 +38,8 @@ import numpy as np
 
 from .glyphs import SHAPES, GlyphBank, background, blend, clutter_alpha, glyph_alpha, stroke_colour
 
-__all__ = ["WildDigitsSpec", "build_wild_digits", "register_wild_digits", "default_root"]
+__all__ = ["CONFIG_DIR", "PU_CONFIG", "TEACHER_CONFIG", "WildDigitsSpec", "build_wild_digits", "register_wild_digits",
+           "default_root"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,13 @@ class WildDigitsSpec:
         """Folder name: the seed plus a hash of the whole spec and the format version."""
         blob = json.dumps({"spec": self.to_dict(), "format": _FORMAT_VERSION}, sort_keys=True)
         return f"seed{self.seed}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+
+# the benchmark's configs, in the repository beside the package: the defaults of the tools
+CONFIG_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "configs",
+                                           "WildDigits"))
+TEACHER_CONFIG = os.path.join(CONFIG_DIR, "faster_rcnn_R18_FPN_teacher.yaml")
+PU_CONFIG = os.path.join(CONFIG_DIR, "pu_R18_nnpu.yaml")
 
 
 def default_root() -> str:

@@ -27,9 +27,9 @@ from detectron2.layers import ShapeSpec
 from torch import nn
 from torch.nn import functional as F
 
-from pudet.data.datasets.glyphs import GlyphBank, render_glyph_crops
-from pudet.data.datasets.wild_digits import default_root
-from pudet.modeling.backbone import build_basic_resnet_backbone
+from ...modeling.backbone import build_basic_resnet_backbone
+from .glyphs import GlyphBank, render_glyph_crops
+from .wild_digits import default_root
 
 __all__ = ["GlyphPretrainSpec", "pretrained_backbone", "resolve_pretrained_weights"]
 
@@ -46,7 +46,7 @@ class GlyphPretrainSpec:
     seed: int = 0
     num_images: int = 20000
     crop_size: int = 32
-    iters: int = 800
+    iters: int = 2400
     batch_size: int = 64
     base_lr: float = 0.002
     weight_decay: float = 1e-4

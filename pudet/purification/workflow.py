@@ -2,38 +2,27 @@
 region head) and choosing U^P from a pool with it (or U^C by the teacher's confidence)."""
 import os
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
 from detectron2.utils import comm
 
-from ..data.chunked import default_inference_workers, describe_job
+from ..data.chunked import ChunkedInference, default_inference_workers, describe_job
 from ..data.mappers import PUDatasetMapper
 from ..modeling.checkpoint import load_weights_strictly
-from .prior_estimation import resolve_prior
-from .region_purification import score_pool_regions, select_by_region_head, train_region_pu
-from .selection import score_pool, select_by_pu_scores, select_by_teacher_confidence
-from .trainers import PUTrainer
+from .image_head import score_pool, select_by_pu_scores, train_image_head
+from .region_head import score_pool_regions, select_by_region_head, train_region_pu
+from .selection_files import select_by_teacher_confidence
 
 __all__ = ["select_pool", "train_purifier"]
 
 
 def train_purifier(cfg, *, resume: bool = False, eval_only: bool = False) -> dict:
-    """Trains (or with ``eval_only`` evaluates) the PU classifier of ``cfg.PU.HEAD`` into ``OUTPUT_DIR``, the
-    prior resolved first (:func:`pudet.engine.prior_estimation.resolve_prior`). Returns the held-out validation
-    results and the prior used (``{}`` on the other ranks of the region head)."""
+    """Trains (or with ``eval_only`` evaluates) the PU classifier of ``cfg.PU.HEAD`` into ``OUTPUT_DIR``
+    (:func:`~pudet.purification.image_head.train_image_head`, :func:`~pudet.purification.region_head.train_region_pu`).
+    Returns the held-out validation results and the prior used (``{}`` on the other ranks of the region head)."""
     if cfg.PU.HEAD == "region":
         return train_region_pu(cfg)
-    cfg = resolve_prior(cfg)
-    if eval_only:
-        model = PUTrainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=resume)
-        results = PUTrainer.test(cfg, model)
-    else:
-        trainer = PUTrainer(cfg)
-        trainer.resume_or_load(resume=resume)
-        results = trainer.train()
-    return {"prior": {"pi_p": {"used": cfg.PU.PRIOR}}, **results}
+    return train_image_head(cfg, resume=resume, eval_only=eval_only)
 
 
 def select_pool(cfg, *, weights: str, dataset: str = "", by: str = "pu", pseudo_labels: str = "", topk=None,
@@ -52,22 +41,18 @@ def select_pool(cfg, *, weights: str, dataset: str = "", by: str = "pu", pseudo_
         raise FileNotFoundError(f"PU classifier weights {weights} not found: train it first or pass --weights")
     dataset = dataset or cfg.PU.UNLABELED_DATASETS[0]
     dicts = DatasetCatalog.get(dataset)
-    rank, world_size = comm.get_rank(), comm.get_world_size()
     if cfg.PU.HEAD == "region":
-        # the region bags are cached beside the head's checkpoint (train's OUTPUT_DIR/features)
-        feature_dir = cfg.PU.REGION.FEATURE_DIR or os.path.join(os.path.dirname(weights), "features")
-        scored = score_pool_regions(cfg, weights, dataset, feature_dir=feature_dir, rank=rank, world_size=world_size,
-                                    num_workers=num_workers)
+        scored = score_pool_regions(cfg, weights, dataset, num_workers=num_workers)
         if not comm.is_main_process():
             return None
         return select_by_region_head(cfg, dataset, dicts, out, scored, topk=topk, threshold=threshold,
                                      weights=weights)
     model = build_model(cfg)  # not PUTrainer's: its PU.INIT_FROM_DETECTOR is overwritten by the weights anyway
     load_weights_strictly(model, weights)
-    score_pool(model, dicts, out, mapper=PUDatasetMapper(cfg, False), batch_size=batch_size,
-               num_workers=default_inference_workers(cfg) if num_workers is None else num_workers,
-               chunk_size=chunk_size, rank=rank, world_size=world_size, progress=comm.is_main_process(),
-               job=describe_job(cfg, weights), overwrite=overwrite)
+    score_pool(model, dicts, ChunkedInference(
+        out, kind="pu-scores", mapper=PUDatasetMapper(cfg, False), batch_size=batch_size, chunk_size=chunk_size,
+        num_workers=default_inference_workers(cfg) if num_workers is None else num_workers,
+        job=describe_job(cfg, weights), overwrite=overwrite))
     comm.synchronize()
     if not comm.is_main_process():
         return None

@@ -20,7 +20,7 @@ from typing import Callable, Iterator, List, NamedTuple
 import torch
 from detectron2.utils import comm
 
-from ..utils import atomic_write
+from ..utils import atomic_write, file_sha256
 from .build import build_batched_inference_loader
 
 __all__ = ["Unreadable", "run_chunked", "describe_job", "finished_chunks", "write_unreadable",
@@ -72,8 +72,7 @@ def describe_job(cfg=None, weights: str = None, **options) -> dict:
     and ``options`` (e.g. a score floor)."""
     job = dict(options)
     if weights is not None:
-        with open(weights, "rb") as f:
-            job["weights"] = {"size": os.path.getsize(weights), "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+        job["weights"] = {"size": os.path.getsize(weights), "sha256": file_sha256(weights)}
     if cfg is not None:
         job["config"] = json.loads(json.dumps(_flatten(cfg), default=str))
     return job

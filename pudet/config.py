@@ -18,6 +18,7 @@ def add_pudet_config(cfg):
     _add_region_pu_config(cfg)
     _add_self_distill_config(cfg)
     _add_pseudo_label_config(cfg)
+    _add_coco_format_config(cfg)
     return cfg
 
 
@@ -213,6 +214,14 @@ def _add_pseudo_label_config(cfg):
     _C.INPUT.PSEUDO_COLOR_JITTER = 0.4
 
 
+def _add_coco_format_config(cfg):
+    """The user's own labeled datasets (pudet.data.datasets.coco_format), registered by every tool."""
+    # COCO-format datasets to register, each (name, json_file, image_root); their names then serve in
+    # DATASETS.TRAIN / TEST and PU.LABELED_DATASETS like detectron2's builtin ones. Relative paths are read
+    # from the working directory. E.g. [("my_train", "data/train.json", "data/train"), ("my_val", ...)]
+    cfg.DATASETS.COCO_FORMAT = ()
+
+
 def get_pudet_cfg(config_file: str = "", opts=()) -> CN:
     """detectron2's default config with pudet's keys (:func:`add_pudet_config`), ``config_file`` merged when
     given, then ``opts`` (``KEY VALUE`` pairs, as on a tool's command line). Not frozen; registers nothing."""
@@ -241,17 +250,21 @@ DATASET_KEYS = ("DATASETS.TRAIN", "DATASETS.TEST", "PU.LABELED_DATASETS", "PU.UN
 def check_config(cfg, config_file: str = "", dataset_keys=DATASET_KEYS) -> None:
     """Raises ValueError naming the key, its value and ``config_file`` for values that would otherwise be taken
     silently or fail only after training: ``PU.PRIOR`` other than -1 or a fraction in (0, 1), and a dataset
-    name under one of ``dataset_keys`` that is not registered. Run it after the datasets are registered
+    name under one of ``dataset_keys`` that is not registered; FileNotFoundError for a ``DATASETS.COCO_FORMAT``
+    annotation file or image folder that does not exist. Run it after the datasets are registered
     (:func:`pudet.data.register_datasets`, and the PU splits where ``DATASETS.TEST`` names them)."""
     import difflib
 
     from detectron2.data import DatasetCatalog
+
+    from .data.datasets import check_coco_format, coco_format_entries
 
     where = f" (config {config_file})" if config_file else ""
     prior = cfg.PU.PRIOR
     if prior != -1 and not 0 < prior < 1:
         raise ValueError(f"PU.PRIOR = {prior}{where}: give the class prior as a fraction in (0, 1), or -1 to "
                          "estimate it")
+    check_coco_format(coco_format_entries(cfg), where)
     registered = DatasetCatalog.list()
     for key in dataset_keys:
         node, name = key.split(".")

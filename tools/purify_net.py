@@ -111,11 +111,23 @@ def _inference_options(parser, *, what, batch_size, chunk_size):
                         "another job's chunks (without it, such a rerun is refused)")
 
 
+def _launch_parent(command):
+    """detectron2's ``default_argument_parser`` (config, overrides, launch flags); ``--resume`` and
+    ``--eval-only`` only for train (select and label resume from their chunks; they are left out of their help
+    and refused)."""
+    base = default_argument_parser()
+    if command != "train":
+        for action in base._actions:
+            if action.dest in ("resume", "eval_only"):
+                action.help = argparse.SUPPRESS
+    return base
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    base = default_argument_parser()
-    sub = {name: commands.add_parser(name, parents=[base], conflict_handler="resolve", help=text, description=text)
+    sub = {name: commands.add_parser(name, parents=[_launch_parent(name)], conflict_handler="resolve", help=text,
+                                     description=text)
            for name, text in (("train", "trains the PU classifier on L and the pool"),
                               ("select", "scores every image of a pool and writes U^P"),
                               ("label", "the teacher pseudo-labels U^P, a pool, or a random U^R"))}
@@ -152,6 +164,9 @@ def parse_args(argv=None):
     lab.add_argument("--taus", type=float, nargs="+", default=[0.5, 0.7, 0.9],
                      help="thresholds to report (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.command != "train" and (args.resume or args.eval_only):
+        sub[args.command].error(f"--resume and --eval-only are train's: {args.command} resumes from its finished "
+                                "chunks by itself (rerun the same command), and evaluates nothing")
     if args.command == "label" and args.random and args.selection:
         lab.error("--random draws from a dataset, not from a --selection")
     if args.command == "select" and (args.by == "teacher-confidence") != bool(args.pseudo_labels):

@@ -97,12 +97,15 @@ def _parser_of(call):
 
 
 def _options(parser):
-    """{sub-command or "": option strings} of a parser and its sub-commands."""
-    out = {"": {s for a in parser._actions for s in a.option_strings}}
+    """{sub-command or "": option strings} of a parser and its sub-commands, those left out of the help (refused:
+    purify_net.py select's --resume) left out."""
+    def offered(p):
+        return {s for a in p._actions if a.help != argparse.SUPPRESS for s in a.option_strings}
+
+    out = {"": offered(parser)}
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                out[name] = {s for a in sub._actions for s in a.option_strings}
+            out.update({name: offered(sub) for name, sub in action.choices.items()})
     return out
 
 

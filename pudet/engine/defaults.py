@@ -39,11 +39,11 @@ def setup_cfg(args, default_config: str, *, edit=None, dataset_keys=DATASET_KEYS
     return cfg
 
 
-def config_argument_parser(*, required: bool = False) -> argparse.ArgumentParser:
+def config_argument_parser() -> argparse.ArgumentParser:
     """The config arguments of detectron2's ``default_argument_parser`` alone (``--config-file`` and the trailing
     ``KEY VALUE`` overrides), as a parent parser for the tools that run in one process (no launch flags)."""
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--config-file", default="", required=required, metavar="FILE", help="path to config file")
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to config file")
     parser.add_argument("opts", default=[], nargs=argparse.REMAINDER,
                         help="config overrides, KEY VALUE pairs at the end of the command")
     return parser

@@ -42,9 +42,9 @@ __all__ = [
 
 def register_datasets(cfg) -> None:
     """Registers every dataset a pudet config can name: the COCO-format datasets of ``DATASETS.COCO_FORMAT``,
-    the wild-digits benchmark described by ``cfg.WILD_DIGITS``, the builtin image pools, and each pseudo-label file of ``DATASETS.TRAIN_PSEUDO``
-    (as :func:`pseudo_dataset_name`, at tau = ``DATASETS.PSEUDO_SCORE_THRESH`` and the box-level purification
-    threshold ``DATASETS.PSEUDO_PU_SCORE_THRESH``). Lazy: no file is built,
+    the wild-digits benchmark described by ``cfg.WILD_DIGITS``, the builtin image pools, and each pseudo-label
+    file of ``DATASETS.TRAIN_PSEUDO`` (as :func:`pseudo_dataset_name`, at tau = ``DATASETS.PSEUDO_SCORE_THRESH``
+    and the box-level purification threshold ``DATASETS.PSEUDO_PU_SCORE_THRESH``). Lazy: no file is built,
     listed or read here."""
     for name, json_file, image_root in coco_format_entries(cfg):
         register_coco_format(name, json_file, image_root)

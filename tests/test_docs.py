@@ -250,7 +250,7 @@ def test_every_output_path_in_the_docs_is_produced(docs):
     unproduced = []
     for doc, path in sorted(found):
         path = path.rstrip("/")
-        if path in written or path.replace(".md", "") in written or (
+        if path in written or (
                 os.path.basename(path) in subfolders and os.path.dirname(path) in written):
             continue
         folder, name = os.path.split(path)

@@ -250,21 +250,17 @@ DATASET_KEYS = ("DATASETS.TRAIN", "DATASETS.TEST", "PU.LABELED_DATASETS", "PU.UN
 def check_config(cfg, config_file: str = "", dataset_keys=DATASET_KEYS) -> None:
     """Raises ValueError naming the key, its value and ``config_file`` for values that would otherwise be taken
     silently or fail only after training: ``PU.PRIOR`` other than -1 or a fraction in (0, 1), and a dataset
-    name under one of ``dataset_keys`` that is not registered; FileNotFoundError for a ``DATASETS.COCO_FORMAT``
-    annotation file or image folder that does not exist. Run it after the datasets are registered
+    name under one of ``dataset_keys`` that is not registered. Run it after the datasets are registered
     (:func:`pudet.data.register_datasets`, and the PU splits where ``DATASETS.TEST`` names them)."""
     import difflib
 
     from detectron2.data import DatasetCatalog
-
-    from .data.datasets import check_coco_format, coco_format_entries
 
     where = f" (config {config_file})" if config_file else ""
     prior = cfg.PU.PRIOR
     if prior != -1 and not 0 < prior < 1:
         raise ValueError(f"PU.PRIOR = {prior}{where}: give the class prior as a fraction in (0, 1), or -1 to "
                          "estimate it")
-    check_coco_format(coco_format_entries(cfg), where)
     registered = DatasetCatalog.list()
     for key in dataset_keys:
         node, name = key.split(".")

@@ -14,12 +14,18 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import default_argument_parser
 from PIL import Image, ImageDraw
 
-from pudet.config import check_config, get_pudet_cfg
-from pudet.data import register_datasets
+from pudet.config import get_pudet_cfg
 from pudet.data.build import build_expanded_train_loader
+from pudet.data.datasets import (
+    check_coco_format,
+    coco_format_entries,
+    pseudo_dataset_name,
+    register_coco_format,
+    register_pseudo_labeled,
+)
 from pudet.engine import setup_cfg
 
-from .helpers import WD_CONFIGS
+from .helpers import WD_CONFIGS, tiny_opts
 from .multiproc import run_tool
 
 CATEGORIES = [{"id": 3, "name": "box"}, {"id": 7, "name": "disc"}]
@@ -99,10 +105,12 @@ def own_data(tmp_path_factory):
 
 
 def _cfg(entries, *opts):
+    """A config naming ``entries`` in DATASETS.COCO_FORMAT, those registered (as register_datasets does)."""
     cfg = get_pudet_cfg(os.path.join(WD_CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml"),
                         ["DATASETS.COCO_FORMAT", repr(entries), "DATASETS.TRAIN", "('shapes_train',)",
                          "DATASETS.TEST", "('shapes_val',)", "MODEL.ROI_HEADS.NUM_CLASSES", "2", *opts])
-    register_datasets(cfg)
+    for entry in coco_format_entries(cfg):
+        register_coco_format(*entry)
     return cfg
 
 
@@ -116,11 +124,11 @@ def test_own_dataset_registers_with_its_categories(own_data):
     assert meta.evaluator_type == "coco"
 
 
-def test_missing_annotation_file_is_refused_at_setup(own_data, tmp_path):
+def test_missing_annotation_file_is_refused_at_setup(own_data, tiny_root, tmp_path):
     _, val_json, images, _ = own_data
     gone = str(tmp_path / "gone.json")
     args = default_argument_parser().parse_args([
-        "--config-file", os.path.join(WD_CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml"),
+        "--config-file", os.path.join(WD_CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml"), *tiny_opts(tiny_root),
         "DATASETS.COCO_FORMAT", repr([["gone_train", gone, images]]), "DATASETS.TRAIN", "('gone_train',)",
         "DATASETS.TEST", "()", "OUTPUT_DIR", str(tmp_path / "out")])
     with pytest.raises(FileNotFoundError, match=f"dataset 'gone_train'.*annotation file {gone} not found"):
@@ -133,7 +141,7 @@ def test_missing_image_folder_is_refused(own_data, tmp_path):
     cfg = _cfg([["nofolder_train", train_json, str(tmp_path / "nowhere")]], "DATASETS.TRAIN", "('nofolder_train',)",
                "DATASETS.TEST", "()")
     with pytest.raises(FileNotFoundError, match="image folder .*nowhere not found"):
-        check_config(cfg)
+        check_coco_format(coco_format_entries(cfg))
 
 
 def test_image_folder_that_does_not_match_the_file_is_refused_when_loaded(own_data):
@@ -166,6 +174,7 @@ def test_pseudo_labels_of_other_categories_are_refused_before_training(own_data,
                    "categories": CATEGORIES[:1]}, f)
     cfg = _cfg(_coco_format(train_json, val_json, images), "DATASETS.TRAIN_PSEUDO", f"('{pseudo}',)",
                "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0")
+    register_pseudo_labeled(pseudo_dataset_name(pseudo, 0.5), pseudo, "", 0.5)
     with pytest.raises(ValueError, match=r"categories of pseudo@0.5:.*\['box'\].*differ from those of the labeled "
                                          r"dataset shapes_train \(\['box', 'disc'\]"):
         build_expanded_train_loader(cfg)

@@ -10,7 +10,7 @@ from detectron2.utils.logger import setup_logger
 from ..config import DATASET_KEYS, check_config, get_pudet_cfg
 from ..data import register_datasets
 from ..data.build import register_pu_splits
-from ..data.datasets import use_pool_option
+from ..data.datasets import check_coco_format, coco_format_entries, use_pool_option
 
 __all__ = ["config_argument_parser", "setup_cfg"]
 
@@ -35,6 +35,7 @@ def setup_cfg(args, default_config: str, *, edit=None, dataset_keys=DATASET_KEYS
     register_datasets(cfg)
     if pu_splits:
         register_pu_splits(cfg)
+    check_coco_format(coco_format_entries(cfg), f" (config {args.config_file})" if args.config_file else "")
     check_config(cfg, args.config_file, dataset_keys)
     return cfg
 

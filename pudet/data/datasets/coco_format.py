@@ -3,7 +3,7 @@
 :func:`pudet.data.register_datasets` in every process a tool runs, those that ``--num-gpus`` spawns included.
 
 Registration is lazy, as detectron2's ``register_coco_instances``: the file is read when the dataset is first
-loaded. :func:`check_coco_format` (run by every tool before it builds anything) refuses a missing file or image
+loaded. :func:`check_coco_format` (run by every tool's setup, ``pudet.engine.setup_cfg``, before it builds anything) refuses a missing file or image
 folder; loading refuses an image folder that holds none of the file's images (a wrong ``image_root``).
 """
 import logging

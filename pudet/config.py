@@ -18,6 +18,7 @@ def add_pudet_config(cfg):
     _add_region_pu_config(cfg)
     _add_self_distill_config(cfg)
     _add_pseudo_label_config(cfg)
+    _add_coco_format_config(cfg)
     return cfg
 
 
@@ -211,6 +212,14 @@ def _add_pseudo_label_config(cfg):
     _C.DATALOADER.LABELED_BATCHES = 1
     # colour jitter of pseudo-labelled images: brightness, contrast, saturation factors in [1 - j, 1 + j]
     _C.INPUT.PSEUDO_COLOR_JITTER = 0.4
+
+
+def _add_coco_format_config(cfg):
+    """The user's own labeled datasets (pudet.data.datasets.coco_format), registered by every tool."""
+    # COCO-format datasets to register, each (name, json_file, image_root); their names then serve in
+    # DATASETS.TRAIN / TEST and PU.LABELED_DATASETS like detectron2's builtin ones. Relative paths are read
+    # from the working directory. E.g. [("my_train", "data/train.json", "data/train"), ("my_val", ...)]
+    cfg.DATASETS.COCO_FORMAT = ()
 
 
 def get_pudet_cfg(config_file: str = "", opts=()) -> CN:

@@ -1,10 +1,11 @@
 """Small helpers shared across pudet."""
+import hashlib
 import os
 import platform
 
 import torch
 
-__all__ = ["atomic_write", "machine_summary"]
+__all__ = ["atomic_write", "file_sha256", "machine_summary"]
 
 
 def atomic_write(path: str, write_fn, mode: str = "w") -> None:
@@ -18,6 +19,18 @@ def atomic_write(path: str, write_fn, mode: str = "w") -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def file_sha256(path: str, chunk_size: int = 1 << 20) -> str:
+    """The SHA-256 of the file at ``path``, as hex, read in chunks of ``chunk_size`` bytes (``hashlib.file_digest``
+    where Python has it, 3.11 and later; the same loop by hand before)."""
+    with open(path, "rb") as f:
+        if hasattr(hashlib, "file_digest"):
+            return hashlib.file_digest(f, "sha256").hexdigest()
+        h = hashlib.sha256()
+        for block in iter(lambda: f.read(chunk_size), b""):
+            h.update(block)
+        return h.hexdigest()
 
 
 def machine_summary() -> str:

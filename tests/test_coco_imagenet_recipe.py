@@ -67,12 +67,12 @@ def write_fake_coco_imagenet(root: str) -> None:
 
 
 def run_row(script, tmp_path, *opts, **env):
-    env = {**os.environ, "PYTHON": sys.executable, "DETECTRON2_DATASETS": str(tmp_path / "datasets"),
-           "OUTPUT_ROOT": str(tmp_path / "output"), "PUDET_CACHE": str(tmp_path / "cache"), **env}
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": REPO,
+           "DETECTRON2_DATASETS": str(tmp_path / "datasets"), "OUTPUT_ROOT": str(tmp_path / "output"),
+           "PUDET_CACHE": str(tmp_path / "cache"), **env}
     return subprocess.run([os.path.join(PROJECT, script), *opts], env=env, capture_output=True, text=True)
 
 
-@pytest.mark.slow
 @pytest.mark.slow
 def test_pu_row_end_to_end_in_miniature(tmp_path):
     write_fake_coco_imagenet(str(tmp_path / "datasets"))
@@ -112,4 +112,110 @@ def test_gpu_check_and_overrides_fail_before_anything_runs(tmp_path):
     assert cpu8.returncode == 2 and "NUM_GPUS=1" in cpu8.stderr
     two = run_row("table1/baseline.sh", tmp_path, NUM_MACHINES="2")
     assert two.returncode == 2 and "DIST_URL" in two.stderr
+    assert not (tmp_path / "output").exists()
+
+
+# the steps' overrides and the output guard, with a stand-in for the tools ------------------------------------
+
+FAKE_PYTHON = """#!{python}
+# records each tool command (one JSON line) and writes the file that marks its step done; runs python -c itself
+import json, os, sys
+argv = sys.argv[1:]
+if argv[0] == "-c":
+    os.execv({python!r}, [{python!r}, *argv])
+with open({log!r}, "a") as f:
+    f.write(json.dumps(argv) + "\\n")
+def value(flag):
+    return argv[len(argv) - 1 - argv[::-1].index(flag) + 1]
+tool, command = os.path.basename(argv[0]), argv[1]
+if tool == "train_net.py" or command == "train":
+    done = os.path.join(value("OUTPUT_DIR"), "model_final.pth")
+else:
+    done = os.path.join(value("--output-dir"), "selected.json" if command == "select" else "pseudo_labels.json")
+os.makedirs(os.path.dirname(done), exist_ok=True)
+open(done, "w").close()
+"""
+
+
+@pytest.fixture
+def fake_tools(tmp_path):
+    """(PYTHON for the row scripts, a function returning the tool commands run so far)."""
+    log = str(tmp_path / "commands.jsonl")
+    path = tmp_path / "fake_python"
+    path.write_text(FAKE_PYTHON.format(python=sys.executable, log=log))
+    path.chmod(0o755)
+
+    def commands():
+        if not os.path.exists(log):
+            return []
+        with open(log) as f:
+            return [json.loads(line) for line in f]
+
+    return str(path), commands
+
+
+def _value(argv, key):
+    return argv[len(argv) - 1 - argv[::-1].index(key) + 1] if key in argv else None
+
+
+def test_each_step_gets_its_own_overrides_and_the_student_its_epoch(tmp_path, fake_tools):
+    python, commands = fake_tools
+    run = run_row("table1/pu_118k_thr0.5.sh", tmp_path, "MODEL.DEVICE", "cpu", "--pu", "SOLVER.BASE_LR", "0.001",
+                  "--label", "TEST.DETECTIONS_PER_IMAGE", "50", "--student", "SOLVER.IMS_PER_BATCH", "16",
+                  PYTHON=python)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ran = commands()
+    assert [(os.path.basename(c[0]), c[1] if "purify" in c[0] else "") for c in ran] == [
+        ("train_net.py", ""), ("purify_net.py", "train"), ("purify_net.py", "select"), ("purify_net.py", "label"),
+        ("train_net.py", "")]
+    teacher, pu, select, label, student = ran
+    assert all(_value(c, "MODEL.DEVICE") == "cpu" for c in ran)
+    assert all(_value(c, "SOLVER.IMS_PER_BATCH") is None for c in (teacher, pu, select, label))
+    assert _value(pu, "SOLVER.BASE_LR") == _value(select, "SOLVER.BASE_LR") == "0.001"
+    assert _value(teacher, "SOLVER.BASE_LR") is None and _value(student, "SOLVER.BASE_LR") is None
+    assert _value(label, "TEST.DETECTIONS_PER_IMAGE") == "50" and _value(student, "TEST.DETECTIONS_PER_IMAGE") is None
+    # 12 epochs of L + U^P (118,287 + 118,287 images) at the student's 16 images per batch
+    per_epoch = math.ceil(2 * 118287 / 16)
+    assert _value(student, "SOLVER.IMS_PER_BATCH") == "16"
+    assert _value(student, "SOLVER.MAX_ITER") == str(12 * per_epoch)
+    assert _value(student, "SOLVER.STEPS") == f"({8 * per_epoch}, {11 * per_epoch})"
+    assert "--resume" in teacher and "--resume" in student and "--resume" not in select + label
+
+    # the same again: every step is done; other student settings: refused, nothing run
+    again = run_row("table1/pu_118k_thr0.5.sh", tmp_path, "MODEL.DEVICE", "cpu", "--pu", "SOLVER.BASE_LR", "0.001",
+                    "--label", "TEST.DETECTIONS_PER_IMAGE", "50", "--student", "SOLVER.IMS_PER_BATCH", "16",
+                    PYTHON=python)
+    assert again.returncode == 0 and len(commands()) == 5
+    other = run_row("table1/pu_118k_thr0.5.sh", tmp_path, "MODEL.DEVICE", "cpu", "--pu", "SOLVER.BASE_LR", "0.001",
+                    "--label", "TEST.DETECTIONS_PER_IMAGE", "50", "--student", "SOLVER.IMS_PER_BATCH", "8",
+                    PYTHON=python)
+    assert other.returncode == 2 and len(commands()) == 5
+    assert "students/pu_118k_thr0.5 was made with other settings" in other.stderr
+    assert "SOLVER.IMS_PER_BATCH 16" in other.stderr and "SOLVER.IMS_PER_BATCH 8" in other.stderr
+
+
+def test_a_teacher_made_with_other_settings_is_refused_before_anything_runs(tmp_path, fake_tools):
+    python, commands = fake_tools
+    assert run_row("table1/baseline.sh", tmp_path, "MODEL.DEVICE", "cpu", PYTHON=python).returncode == 0
+    other = run_row("table1/random_236k_thr0.5.sh", tmp_path, "MODEL.DEVICE", "cpu", "--teacher",
+                    "SOLVER.BASE_LR", "0.02", PYTHON=python)
+    assert other.returncode == 2 and "teacher_R50_FPN_1x was made with other settings" in other.stderr
+    assert len(commands()) == 1
+
+
+def test_table3_r50_full_row_reuses_table1_self_distillation(tmp_path, fake_tools):
+    python, commands = fake_tools
+    assert run_row("table1/self_distillation.sh", tmp_path, "MODEL.DEVICE", "cpu", PYTHON=python).returncode == 0
+    assert run_row("table3/r50_from_r50_hint_kdc_kdr.sh", tmp_path, "MODEL.DEVICE", "cpu",
+                   PYTHON=python).returncode == 0
+    trained = [_value(c, "OUTPUT_DIR") for c in commands()]
+    assert trained == [str(tmp_path / "output" / "teacher_R50_FPN_1x"),
+                       str(tmp_path / "output" / "student_R50_FPN_1x_self_distill")]
+
+
+def test_unknown_section_and_odd_section_are_refused(tmp_path):
+    unknown = run_row("table1/baseline.sh", tmp_path, "MODEL.DEVICE", "cpu", "--students", "SEED", "1")
+    assert unknown.returncode == 2 and "unknown section --students" in unknown.stderr
+    odd = run_row("table1/baseline.sh", tmp_path, "MODEL.DEVICE", "cpu", "--student", "SEED")
+    assert odd.returncode == 2 and "KEY VALUE pairs" in odd.stderr
     assert not (tmp_path / "output").exists()

@@ -61,8 +61,18 @@ def test_sbatch_script_and_refused_flags(capsys):
     assert "--num-machines 2 --machine-rank 0 --dist-url tcp://HOST0:" in script
     with pytest.raises(SystemExit, match="--num-gpus"):
         submit.main(["--partition", "gpu", "--", "train_net.py", "--num-gpus", "2"])
-    with pytest.raises(SystemExit, match="after '--'"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
         submit.main(["--partition", "gpu", "train_net.py"])
+    assert "give the tool and its arguments after '--' (got train_net.py)" in capsys.readouterr().err
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as exit:
+        _tool().main(["--help"])
+    assert exit.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: tools/submit.py [options] -- TOOL") and "--gpus-per-node" in out
 
 
 def test_job_runs_through_submitit_and_requeues_as_itself(tmp_path, monkeypatch):

@@ -22,6 +22,12 @@ are measurements, never timed tests).
   tools/benchmark.py exits [--runs R] [--jobs ddp teacher select label fail]
       how many of R 2-process launches of each job exit as they should: 0 after finishing their work, non-zero
       (and long before the process group's timeout) when one rank fails (tools/benchmark_exits.py).
+  tools/benchmark.py gpu-memory [--gpus G] [--steps S]
+      peak GPU memory of a teacher training step, a distilled step, select's scoring and label's inference of
+      the COCO recipe's R50 models (random weights, random images) at its per-GPU batch (SOLVER.IMS_PER_BATCH / G;
+      select and label at their default --batch-size) and its image size (800x1067, PU.INPUT_SIZE for select).
+
+select, label and distill take --device (default cpu; cuda on a GPU). tools/gpu_check.sh runs them on a GPU.
 
 COCO evaluation's implementations are compared by tools/benchmark_coco_eval.py, the COCO + ImageNet recipe's
 per-image costs measured by projects/COCO-ImageNet/measure_costs.py.
@@ -94,9 +100,17 @@ def _interleaved(measures, rounds):
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
+def _synchronize():
+    """Waits for the GPU's queued work, so that a timer reads what it took (nothing to wait for on a CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def _rate(images, run):
+    _synchronize()
     start = time.perf_counter()
     run()
+    _synchronize()
     return images / (time.perf_counter() - start)
 
 
@@ -109,7 +123,7 @@ def _in_temporary_folder(prefix, run):
 
 
 def bench_select(args):
-    cfg = load_cfg("pu_R18_nnpu.yaml", "PU.INIT_FROM_DETECTOR", "")
+    cfg = load_cfg("pu_R18_nnpu.yaml", "PU.INIT_FROM_DETECTOR", "", "MODEL.DEVICE", args.device)
     dicts = pool_dicts(args.images)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
@@ -179,7 +193,7 @@ def _teacher(cfg, weights):
 
 
 def bench_label(args):
-    cfg = load_cfg("faster_rcnn_R18_FPN_teacher.yaml")
+    cfg = load_cfg("faster_rcnn_R18_FPN_teacher.yaml", "MODEL.DEVICE", args.device)
     dicts = pool_dicts(args.images)
     torch.manual_seed(0)
     weights = args.teacher_weights if os.path.isfile(args.teacher_weights) else ""
@@ -223,7 +237,7 @@ def bench_distill(args):
         torch.save({"model": build_model(load_cfg("faster_rcnn_R18_FPN_teacher.yaml")).state_dict()}, weights)
     try:
         student_cfg = load_cfg("student_R18_FPN_sd.yaml", "MODEL.PUDET.TEACHER_WEIGHTS", weights,
-                               "SOLVER.IMS_PER_BATCH", str(args.batch_size))
+                               "SOLVER.IMS_PER_BATCH", str(args.batch_size), "MODEL.DEVICE", args.device)
         plain_cfg = student_cfg.clone()
         plain_cfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
         mapper = DatasetMapper(student_cfg, True)
@@ -262,8 +276,10 @@ def bench_distill(args):
                           (BOX_HEAD_ON_TEACHER, functools.partial(_box_head_on, distilled,
                                                                   *_box_head_inputs(distilled, batch)))]
                 for name, step in steps:
+                    _synchronize()
                     start, start_cpu = time.perf_counter(), time.process_time()
                     step()
+                    _synchronize()
                     if i > 0:  # the first step is a warm-up
                         times[name].append(time.perf_counter() - start)
                         cpu[name].append(time.process_time() - start_cpu)
@@ -327,6 +343,89 @@ def _box_head_on(model, features, boxes):
     (logits.sum() + deltas.sum()).backward()
 
 
+def _random_coco_batch(n, height, width, device, num_classes=80, boxes=5):
+    """``n`` training inputs of random pixels with ``boxes`` random ground-truth boxes each, as detectron2's
+    ``DatasetMapper`` gives them."""
+    from detectron2.structures import Boxes, Instances
+
+    batch = []
+    for _ in range(n):
+        xy = torch.rand(boxes, 2) * torch.tensor([width * 0.7, height * 0.7])
+        wh = 32 + torch.rand(boxes, 2) * torch.tensor([width * 0.3, height * 0.3])
+        instances = Instances((height, width), gt_boxes=Boxes(torch.cat([xy, xy + wh], dim=1)),
+                              gt_classes=torch.randint(num_classes, (boxes,)))
+        batch.append({"image": torch.randint(0, 256, (3, height, width), dtype=torch.uint8).float().to(device),
+                      "height": height, "width": width, "instances": instances})
+    return batch
+
+
+def bench_gpu_memory(args):
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("gpu-memory: no CUDA device (torch.cuda.is_available() is False)")
+    coco = os.path.join(REPO, "configs", "COCO")
+    on = ["MODEL.DEVICE", args.device, "MODEL.WEIGHTS", "", *args.opts]
+    teacher_cfg = get_pudet_cfg(os.path.join(coco, "faster_rcnn_R_50_FPN_1x_teacher.yaml"), on)
+    pu_cfg = get_pudet_cfg(os.path.join(REPO, "configs", "PU", "pu_R50_coco_imagenet.yaml"),
+                           [*on, "PU.INIT_FROM_DETECTOR", ""])
+    per_gpu = max(1, teacher_cfg.SOLVER.IMS_PER_BATCH // args.gpus)
+    height, width = args.image_size
+    tmp = tempfile.mkdtemp(prefix="bench_gpu_memory_")
+    teacher_weights = os.path.join(tmp, "teacher.pth")
+    torch.manual_seed(0)
+    torch.save({"model": build_model(teacher_cfg).state_dict()}, teacher_weights)
+    student_cfg = get_pudet_cfg(os.path.join(coco, "faster_rcnn_R_50_FPN_1x_self_distill_pseudo.yaml"),
+                                [*on, "MODEL.PUDET.TEACHER_WEIGHTS", teacher_weights,
+                                 "MODEL.PUDET.TEACHER_CONFIG", ""])  # R50 <- R50: the student's own architecture
+
+    def timed(step):
+        """The seconds of the last of ``args.steps`` calls of ``step``."""
+        for _ in range(args.steps):
+            _synchronize()
+            start = time.perf_counter()
+            step()
+            _synchronize()
+        return time.perf_counter() - start
+
+    def train_steps(cfg):
+        model = build_model(cfg).train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+        with EventStorage():
+            return timed(lambda: _train_step(model, optimizer, _random_coco_batch(per_gpu, height, width,
+                                                                                  args.device)))
+
+    def inference(cfg, n, size):
+        model = build_model(cfg).eval()
+        with torch.no_grad():
+            return timed(lambda: model([{"image": torch.randint(0, 256, (3, *size), dtype=torch.uint8).float().to(
+                args.device), "height": size[0], "width": size[1]} for _ in range(n)]))
+
+    passes = [
+        (f"teacher training step, R50-FPN, {per_gpu} images", lambda: train_steps(teacher_cfg)),
+        (f"distilled training step, R50-FPN <- R50-FPN, {per_gpu} images", lambda: train_steps(student_cfg)),
+        (f"select: PU classifier R50 at {pu_cfg.PU.INPUT_SIZE}px, {args.select_batch} images",
+         lambda: inference(pu_cfg, args.select_batch, (pu_cfg.PU.INPUT_SIZE, pu_cfg.PU.INPUT_SIZE))),
+        (f"label: teacher R50-FPN inference, {args.label_batch} images",
+         lambda: inference(teacher_cfg, args.label_batch, (height, width))),
+    ]
+    rows = []
+    try:
+        for name, run in passes:
+            cuda = torch.cuda.is_available() and args.device.startswith("cuda")
+            if cuda:
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+            seconds = run()
+            peak = f"{torch.cuda.max_memory_allocated() / 2 ** 30:.2f}" if cuda else "n/a (not a GPU)"
+            rows.append([name, peak, f"{seconds:.3f}"])
+    finally:
+        shutil.rmtree(tmp)
+    device = (f"{torch.cuda.get_device_name()}, torch {torch.__version__}" if args.device.startswith("cuda")
+              else machine_summary())
+    print(f"gpu-memory: the COCO recipe's models (random weights, random images of {height}x{width}) at its "
+          f"per-GPU batch on {args.gpus} GPUs, {args.steps} steps each (s: the last step); {device}")
+    print(tabulate(rows, headers=["pass", "peak GiB allocated", "s/step"], tablefmt="github"))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -355,12 +454,24 @@ def main(argv=None):
     d.add_argument("--batch-size", type=int, default=8)
     d.add_argument("--teacher-weights", default=teacher, help="(default: %(default)s; random if missing)")
     d.add_argument("--parts", action="store_true", help="also step with parts of the distillation switched off")
+    for parser in (s, lab, d):
+        parser.add_argument("--device", default="cpu", help="MODEL.DEVICE (default: %(default)s)")
+    g = sub.add_parser("gpu-memory", help="peak GPU memory of the COCO recipe's passes at its per-GPU sizes")
+    g.add_argument("--gpus", type=int, default=8, help="GPUs the recipe's batch is split over (default: %(default)s)")
+    g.add_argument("--image-size", type=int, nargs=2, default=[800, 1067], metavar=("H", "W"),
+                   help="training and label images (default: %(default)s, a 4:3 COCO image at shorter side 800)")
+    g.add_argument("--select-batch", type=int, default=32, help="select's --batch-size (default: %(default)s)")
+    g.add_argument("--label-batch", type=int, default=8, help="label's --batch-size (default: %(default)s)")
+    g.add_argument("--steps", type=int, default=2)
+    g.add_argument("--device", default="cuda", help="(default: %(default)s; cpu runs the passes, no memory)")
+    g.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every model, KEY VALUE pairs")
     benchmark_processes.add_parser(sub)
     benchmark_exits.add_parser(sub)
     args = p.parse_args(argv)
     {"processes": benchmark_processes.bench_processes, "exits": benchmark_exits.bench_exits,
      "select": bench_select, "select-memory": bench_select_memory,
-     "_select-peak": _select_peak, "label": bench_label, "distill": bench_distill}[args.command](args)
+     "_select-peak": _select_peak, "label": bench_label, "distill": bench_distill,
+     "gpu-memory": bench_gpu_memory}[args.command](args)
 
 
 if __name__ == "__main__":

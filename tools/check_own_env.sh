@@ -45,9 +45,9 @@ PY
 diff "$work/before.txt" "$work/after.txt" || { echo "[check] the install changed the user's environment" >&2; exit 1; }
 echo "[check] the user's environment is unchanged"
 
-echo "[check] the README's other way: python -m pip install -e . in the environment itself"
-"$env/bin/python" -m pip install -q -e .
+echo "[check] INSTALL's other way: python -m pip install -e \".[test]\" in the environment itself"
+"$env/bin/python" -m pip install -q -e ".[test]"
 "$env/bin/python" -m pip freeze | grep -iE "^(torch|torchvision|detectron2)[=@ ]" > "$work/after-e.txt"
 grep -iE "^(torch|torchvision|detectron2)[=@ ]" "$work/before.txt" | diff - "$work/after-e.txt" \
-    || { echo "[check] pip install -e . changed torch, torchvision or detectron2" >&2; exit 1; }
+    || { echo "[check] pip install -e .[test] changed torch, torchvision or detectron2" >&2; exit 1; }
 (cd "$work" && "$env/bin/python" -c "import pudet; from pudet import compat; assert compat.has_compiled_ops(); print('[check]', pudet.__file__, compat.detectron2_variant())")

@@ -21,7 +21,8 @@ purifier may read. pudet.evaluation.pool_truth is the only reader of the truth.
       purify_net.py label writes
 
 The config (--config-file, default: the benchmark's teacher, and KEY VALUE overrides) says which benchmark to read;
-each command writes into --output-dir (OUTPUT_DIR), with its config and log, as every pudet tool does.
+each command writes into --output-dir (OUTPUT_DIR), with its config and log, as every pudet tool does. Both read
+files and run no model: one process, no launch flags.
 """
 import argparse
 import json
@@ -32,10 +33,8 @@ import numpy as np
 import pudet  # noqa: F401  (applies pudet.compat before detectron2 is used)
 
 # isort: split
-from detectron2.engine import default_argument_parser
-
 from pudet.data.datasets.wild_digits import TEACHER_CONFIG
-from pudet.engine import setup_cfg
+from pudet.engine import config_argument_parser, setup_cfg
 from pudet.engine.pseudo_label import write_pseudo_labels
 from pudet.evaluation import save_results
 from pudet.evaluation.plotting import plot_score_histogram
@@ -106,7 +105,7 @@ def oracle_labels(args):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    base = default_argument_parser()
+    base = config_argument_parser()
     chosen = commands.add_parser("selection", parents=[base], conflict_handler="resolve",
                                  help="a selection of purify_net.py select against the pool's truth")
     chosen.add_argument("--selection", required=True, help="the folder purify_net.py select wrote (selected.json, "

@@ -98,22 +98,33 @@ def label(args):
     return diagnostics
 
 
-def _inference_options(parser, *, what, batch_size, chunk_size):
+def _inference_options(parser, *, what, batch_size, chunk_size, workers):
     parser.add_argument("--weights", default="", help=f"{what} checkpoint (default: OUTPUT_DIR/model_final.pth)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="images per forward (default: %(default)s)")
     parser.add_argument("--chunk-size", type=int, default=chunk_size,
                         help="images per resumable chunk (default: %(default)s)")
-    parser.add_argument("--num-workers", type=int, default=None,
-                        help="loader workers (default: DATALOADER.NUM_WORKERS; 0 for a model on a CPU of <= 2 cores)")
+    parser.add_argument("--num-workers", type=int, default=None, help=f"loader workers (default: {workers})")
     parser.add_argument("--overwrite", action="store_true", help="start again in an output folder that holds "
                         "another job's chunks (without it, such a rerun is refused)")
+
+
+def _launch_parent(command):
+    """detectron2's ``default_argument_parser`` (config, overrides, launch flags); ``--resume`` and
+    ``--eval-only`` only for train (select and label resume from their chunks; they are left out of their help
+    and refused)."""
+    base = default_argument_parser()
+    if command != "train":
+        for action in base._actions:
+            if action.dest in ("resume", "eval_only"):
+                action.help = argparse.SUPPRESS
+    return base
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    base = default_argument_parser()
-    sub = {name: commands.add_parser(name, parents=[base], conflict_handler="resolve", help=text, description=text)
+    sub = {name: commands.add_parser(name, parents=[_launch_parent(name)], conflict_handler="resolve", help=text,
+                                     description=text)
            for name, text in (("train", "trains the PU classifier on L and the pool"),
                               ("select", "scores every image of a pool and writes U^P"),
                               ("label", "the teacher pseudo-labels U^P, a pool, or a random U^R"))}
@@ -121,7 +132,8 @@ def parse_args(argv=None):
         p.add_argument("--pool", default="", help="a folder (images at any depth) or a list file of images: the "
                        "unlabeled pool, instead of PU.UNLABELED_DATASETS (sets PU.POOL)")
     s = sub["select"]
-    _inference_options(s, what="PU classifier", batch_size=32, chunk_size=4096)
+    _inference_options(s, what="PU classifier", batch_size=32, chunk_size=4096,
+                       workers="DATALOADER.NUM_WORKERS; 0 for the image head on a CPU of <= 2 cores")
     s.add_argument("--dataset", default="", help="registered pool to score (default: PU.UNLABELED_DATASETS[0])")
     s.add_argument("--by", choices=("pu", "teacher-confidence"), default="pu",
                    help="pu: the PU classifier scores the pool (U^P); teacher-confidence: each image's best box in "
@@ -133,7 +145,7 @@ def parse_args(argv=None):
     rule.add_argument("--topk", type=int, default=None, help="keep the K best images (default: n_l, the size of L)")
     rule.add_argument("--threshold", type=float, default=None, help="keep every image scoring at least this")
     lab = sub["label"]
-    _inference_options(lab, what="teacher", batch_size=8, chunk_size=1024)
+    _inference_options(lab, what="teacher", batch_size=8, chunk_size=1024, workers="DATALOADER.NUM_WORKERS")
     source = lab.add_mutually_exclusive_group()
     source.add_argument("--selection", default="", help="a selected.json written by 'select' (U^P, U^C)")
     source.add_argument("--dataset", default="", help="a registered unlabeled dataset (default: "
@@ -150,6 +162,9 @@ def parse_args(argv=None):
     lab.add_argument("--taus", type=float, nargs="+", default=[0.5, 0.7, 0.9],
                      help="thresholds to report (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.command != "train" and (args.resume or args.eval_only):
+        sub[args.command].error(f"--resume and --eval-only are train's: {args.command} resumes from its finished "
+                                "chunks by itself (rerun the same command), and evaluates nothing")
     if args.command == "label" and args.random and args.selection:
         lab.error("--random draws from a dataset, not from a --selection")
     if args.command == "select" and (args.by == "teacher-confidence") != bool(args.pseudo_labels):

@@ -119,11 +119,9 @@ def slurm_parameters(args) -> dict:
 
 def parse_args(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    if "--" not in argv:
-        raise SystemExit(__doc__ + "\nerror: give the tool and its arguments after '--'")
-    split = argv.index("--")
-    p = argparse.ArgumentParser(prog="tools/submit.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    split = argv.index("--") if "--" in argv else len(argv)
+    p = argparse.ArgumentParser(prog="tools/submit.py", usage="%(prog)s [options] -- TOOL [TOOL OPTIONS ...]",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nodes", type=int, default=1, help="machines (one task each; default: %(default)s)")
     p.add_argument("--gpus-per-node", type=int, default=8, help="GPUs (processes) per machine (default: %(default)s)")
     p.add_argument("--partition", required=True, help="SLURM partition")
@@ -140,7 +138,9 @@ def parse_args(argv=None):
                    "count (default: %(default)s)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the sbatch script and node 0's command; submit nothing")
-    args = p.parse_args(argv[:split])
+    args, unknown = p.parse_known_args(argv[:split])
+    if split == len(argv) or unknown:
+        p.error(f"give the tool and its arguments after '--' (got {' '.join(unknown) or 'no tool'})")
     args.tool = tool_argv(argv[split + 1:])
     if args.nodes < 1 or args.gpus_per_node < 1:
         p.error("--nodes and --gpus-per-node must be positive")

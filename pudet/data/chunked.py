@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from detectron2.utils import comm
 
-from ..utils import atomic_write
+from ..utils import atomic_write, file_sha256
 from .build import build_batched_inference_loader
 
 __all__ = ["ChunkedInference", "Unreadable", "default_inference_workers", "describe_job", "read_chunks",
@@ -75,8 +75,7 @@ def describe_job(cfg=None, weights: str = None, **options) -> dict:
     and ``options`` (e.g. a score floor)."""
     job = dict(options)
     if weights is not None:
-        with open(weights, "rb") as f:
-            job["weights"] = {"size": os.path.getsize(weights), "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+        job["weights"] = {"size": os.path.getsize(weights), "sha256": file_sha256(weights)}
     if cfg is not None:
         job["config"] = json.loads(json.dumps(_flatten(cfg), default=str))
     return job

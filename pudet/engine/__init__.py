@@ -1,4 +1,4 @@
-from .defaults import setup_cfg
+from .defaults import config_argument_parser, setup_cfg
 from .trainers import DetectionTrainer, PUTrainer
 
-__all__ = ["DetectionTrainer", "PUTrainer", "setup_cfg"]
+__all__ = ["DetectionTrainer", "PUTrainer", "config_argument_parser", "setup_cfg"]

@@ -1,6 +1,8 @@
 """What every pudet tool does before its work: the config (detectron2's with pudet's keys, a yaml and the command
 line's overrides), detectron2's default setup (logs, the config saved beside the outputs, seeds), and every
 dataset the config names registered and checked."""
+import argparse
+
 from detectron2.engine import default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
@@ -8,9 +10,9 @@ from detectron2.utils.logger import setup_logger
 from ..config import DATASET_KEYS, check_config, get_pudet_cfg
 from ..data import register_datasets
 from ..data.build import register_pu_splits
-from ..data.datasets import use_pool_option
+from ..data.datasets import check_coco_format, coco_format_entries, use_pool_option
 
-__all__ = ["setup_cfg"]
+__all__ = ["config_argument_parser", "setup_cfg"]
 
 
 def setup_cfg(args, default_config: str, *, edit=None, dataset_keys=DATASET_KEYS, pu_splits: bool = False):
@@ -33,5 +35,16 @@ def setup_cfg(args, default_config: str, *, edit=None, dataset_keys=DATASET_KEYS
     register_datasets(cfg)
     if pu_splits:
         register_pu_splits(cfg)
+    check_coco_format(coco_format_entries(cfg), f" (config {args.config_file})" if args.config_file else "")
     check_config(cfg, args.config_file, dataset_keys)
     return cfg
+
+
+def config_argument_parser() -> argparse.ArgumentParser:
+    """The config arguments of detectron2's ``default_argument_parser`` alone (``--config-file`` and the trailing
+    ``KEY VALUE`` overrides), as a parent parser for the tools that run in one process (no launch flags)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to config file")
+    parser.add_argument("opts", default=[], nargs=argparse.REMAINDER,
+                        help="config overrides, KEY VALUE pairs at the end of the command")
+    return parser

@@ -2,6 +2,8 @@
 pudet reads every file format and path (``PathManager`` URLs included) that ``MODEL.WEIGHTS`` accepts, on
 every detectron2 version."""
 import os
+import pickle
+import re
 from typing import Any, Dict
 
 import torch
@@ -9,7 +11,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils.file_io import PathManager
 from torch import nn
 
-__all__ = ["load_checkpoint", "load_weights_strictly"]
+__all__ = ["convert_torchvision_resnet", "load_checkpoint", "load_weights_strictly", "save_torchvision_resnet"]
 
 
 class _CheckpointReader(DetectionCheckpointer):
@@ -75,3 +77,32 @@ def load_weights_strictly(model: nn.Module, path: str, *, keys=None, unexpected_
         raise ValueError(f"the weights {path} do not fit the model {type(model).__name__} of this config{where}: "
                          "tensors " + "; ".join(p for p in problems if p) + ". Is it the checkpoint of another model?")
     model.load_state_dict({k: weights[k] for k in own})
+
+
+def convert_torchvision_resnet(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A torchvision ResNet's ``state_dict`` (e.g. ``torchvision.models.resnet18``'s ImageNet weights) under the
+    names of detectron2's ResNet bottom-up (``stem.conv1``, ``res2.0.conv1.norm``, ``res3.0.shortcut``...), as
+    detectron2's ``tools/convert-torchvision-to-d2.py`` names them. The classifier (``fc.*``) and the batch
+    norms' ``num_batches_tracked`` counters are left out, so the result is exactly the bottom-up's tensors."""
+    converted = {}
+    for name, tensor in state_dict.items():
+        if name.startswith("fc.") or name.endswith("num_batches_tracked"):
+            continue
+        new = name if name.startswith("layer") else "stem." + name
+        new = re.sub(r"^layer(\d)", lambda m: f"res{int(m.group(1)) + 1}", new)
+        new = re.sub(r"bn(\d)", r"conv\1.norm", new)
+        new = new.replace("downsample.0", "shortcut").replace("downsample.1", "shortcut.norm")
+        converted[new] = tensor.detach().cpu()
+    return converted
+
+
+def save_torchvision_resnet(state_dict: Dict[str, torch.Tensor], path: str) -> int:
+    """Writes :func:`convert_torchvision_resnet` of ``state_dict`` as a detectron2 weights file (``.pkl``, the
+    format of detectron2's ``convert-torchvision-to-d2.py``): ``MODEL.WEIGHTS`` loads it into the bottom-up of
+    a ResNet(-FPN) detector, its names matched by suffix. Returns the number of tensors written. The detector
+    must read images as torchvision does: ``INPUT.FORMAT RGB`` and torchvision's normalisation in ``MODEL.PIXEL_MEAN``
+    / ``PIXEL_STD`` (configs/COCO/faster_rcnn_R_18_FPN_1x_baseline.yaml)."""
+    weights = {k: v.numpy() for k, v in convert_torchvision_resnet(state_dict).items()}
+    with open(path, "wb") as f:
+        pickle.dump({"model": weights, "__author__": "torchvision", "matching_heuristics": True}, f)
+    return len(weights)

@@ -76,6 +76,10 @@ class SelfDistillRCNN(GeneralizedRCNN):
                  kdr_on: bool, kdr_beta: float, kdr_mode: str, kdr_margin: float, kdr_normalizer: str, **kwargs):
         super().__init__(**kwargs)
         self._teacher = (teacher,)  # a tuple: outside the module tree (state_dict, parameters, train())
+        formats = {teacher.input_format, self.input_format}
+        if len(formats) > 1 and formats != {"RGB", "BGR"}:
+            raise ValueError(f"the student reads {self.input_format} images and its teacher {teacher.input_format}: "
+                             "distillation converts between RGB and BGR only (INPUT.FORMAT)")
         self.hint_features = list(hint_features)
         self.hint_weight = hint_weight
         self.kd_weight = kd_weight
@@ -157,7 +161,8 @@ class SelfDistillRCNN(GeneralizedRCNN):
 
         teacher = self.teacher
         with torch.no_grad():
-            t_images = images if self._same_preprocessing() else teacher.preprocess_image(batched_inputs)
+            t_images = images if self._same_preprocessing() else teacher.preprocess_image(
+                self._teacher_inputs(batched_inputs))
             t_features = teacher.backbone(t_images.tensor)
         losses = {}
         if self.hint_on:
@@ -184,10 +189,18 @@ class SelfDistillRCNN(GeneralizedRCNN):
         """Whether the teacher's ``preprocess_image`` would give the student's images (same normalisation and
         padding): the teacher then reuses them."""
         t = self.teacher
-        return (torch.equal(t.pixel_mean, self.pixel_mean) and torch.equal(t.pixel_std, self.pixel_std)
+        return (t.input_format == self.input_format and torch.equal(t.pixel_mean, self.pixel_mean)
+                and torch.equal(t.pixel_std, self.pixel_std)
                 and t.backbone.size_divisibility == self.backbone.size_divisibility
                 and getattr(t.backbone, "padding_constraints", None)
                 == getattr(self.backbone, "padding_constraints", None))
+
+    def _teacher_inputs(self, batched_inputs):
+        """The inputs with their images in the teacher's channel order (``INPUT.FORMAT``): a student reading RGB
+        (torchvision's weights) and a teacher trained on BGR (detectron2's) see the same picture."""
+        if self.teacher.input_format == self.input_format:
+            return batched_inputs
+        return [{**x, "image": x["image"].flip(0)} for x in batched_inputs]
 
     def _hint_loss(self, features, t_features, gt_instances):
         """L_hint (Eq. 11) on the RPN's levels, masked by the imitation regions of the ground-truth boxes."""

@@ -1,8 +1,10 @@
-"""Dataset registration: image pools in the wild and the built-in wild-digits benchmark.
+"""Dataset registration: the user's COCO-format datasets, image pools in the wild, pseudo-label files and the
+built-in wild-digits benchmark.
 
 Nothing registers at import: tools call :func:`register_datasets` (idempotent) after reading the config.
 """
 from ...config import pseudo_score_thresh
+from .coco_format import check_coco_format, coco_format_entries, load_coco_format, register_coco_format
 from .glyph_pretrain import GlyphPretrainSpec, pretrained_backbone, resolve_pretrained_weights
 from .image_pool import (
     IMAGE_EXTENSIONS,
@@ -21,6 +23,10 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "WildDigitsSpec",
     "build_wild_digits",
+    "check_coco_format",
+    "coco_format_entries",
+    "load_coco_format",
+    "register_coco_format",
     "check_pseudo_categories",
     "load_pseudo_labeled",
     "pseudo_dataset_name",
@@ -39,11 +45,13 @@ __all__ = [
 
 
 def register_datasets(cfg) -> None:
-    """Registers every dataset a pudet config can name: the wild-digits benchmark described by
-    ``cfg.WILD_DIGITS``, the builtin image pools, and each pseudo-label file of ``DATASETS.TRAIN_PSEUDO``
-    (as :func:`pseudo_dataset_name`, at tau = ``DATASETS.PSEUDO_SCORE_THRESH`` and the box-level purification
-    threshold ``DATASETS.PSEUDO_PU_SCORE_THRESH``). Lazy: no file is built,
+    """Registers every dataset a pudet config can name: the COCO-format datasets of ``DATASETS.COCO_FORMAT``,
+    the wild-digits benchmark described by ``cfg.WILD_DIGITS``, the builtin image pools, and each pseudo-label
+    file of ``DATASETS.TRAIN_PSEUDO`` (as :func:`pseudo_dataset_name`, at tau = ``DATASETS.PSEUDO_SCORE_THRESH``
+    and the box-level purification threshold ``DATASETS.PSEUDO_PU_SCORE_THRESH``). Lazy: no file is built,
     listed or read here."""
+    for name, json_file, image_root in coco_format_entries(cfg):
+        register_coco_format(name, json_file, image_root)
     register_wild_digits(WildDigitsSpec.from_config(cfg), root=cfg.WILD_DIGITS.ROOT or None)
     register_builtin_pools()
     if cfg.PU.POOL:

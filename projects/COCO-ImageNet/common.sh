@@ -95,13 +95,16 @@ label_random() {
         --weights "$TEACHER" --dataset imagenet_2012_train_unlabeled --random "$1" --seed 0 --output-dir "$out" "${OPTS[@]}"
 }
 
-# step 5: the student on L + pseudo-labelled U^x at tau, 1x = 12 epochs of L + U^x:
+# step 5: the student on L + pseudo-labelled U^x at tau, 1x = the teacher's 12 epochs (steps at 8 and 11) of
+# epochs of 2 * max(|L|, N_U) images (pudet.data.schedule, the authors' rule):
 # student NAME TAU N_U -> $OUTPUT_ROOT/students/NAME_thrTAU
 student() {
     local name=$1 tau=$2 n_u=$3
-    local per_epoch=$(( (N_L + n_u + 31) / 32 ))
+    local schedule
+    schedule=$("$PYTHON" -m pudet.data.schedule --num-labeled "$N_L" --num-pool "$n_u" --ims-per-batch 32) \
+        || die "cannot compute the schedule with $PYTHON"
+    # shellcheck disable=SC2086  # the schedule is KEY VALUE words without spaces
     train configs/COCO/faster_rcnn_R_50_FPN_1x_self_distill_pseudo.yaml "$OUTPUT_ROOT/students/${name}_thr${tau}" \
         DATASETS.TRAIN_PSEUDO "('$OUTPUT_ROOT/labels/$name/pseudo_labels.json',)" DATASETS.PSEUDO_SCORE_THRESH "$tau" \
-        SOLVER.MAX_ITER $(( 12 * per_epoch )) SOLVER.STEPS "($(( 8 * per_epoch )), $(( 11 * per_epoch )))" \
-        SOLVER.CHECKPOINT_PERIOD "$per_epoch"
+        $schedule
 }

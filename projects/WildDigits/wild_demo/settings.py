@@ -67,7 +67,9 @@ def parse_args(argv=None, description=None):
     add("--jobs", type=int, default=2,
         help="trainings and labellings that do not need each other's outputs run this many at a time, sharing "
              "the CPU threads (default: %(default)s; 1: one after another)")
-    add("--student-iters", type=int, default=None, help="iterations of each student (default: the teacher's)")
+    add("--student-iters", type=int, default=None,
+        help="iterations of a student on L alone, its 1x (default: the teacher's); a row on L and K pool images "
+             "trains as many epochs of 2 * max(n_l, K) images (pudet.data.schedule)")
     add("--student-lr", type=float, default=None, help="lr of each student (default: the teacher's)")
     add("--student-start", choices=("pretrained", "teacher"), default="pretrained",
         help="what every student starts from: the glyph-pretrained bottom-up the teacher started from, as the "
@@ -122,12 +124,11 @@ class Paths:
 
     output_dir: str
     teacher: str
-    teacher_2x: str
     pu: str  # the image-level PU classifier N_pu (the paper's)
     select: str  # its selection
     pu_region: str  # the region head
     select_region: str  # its selection: U^P
-    labels: str  # one folder of pseudo-labels per selection (pool, pu, random, confidence, oracle)
+    labels: str  # one folder of pseudo-labels per selection (pool, pu, random, confidence, oracle, oracle_selection)
     select_confidence: str  # U^C
     pool_truth: str  # the teacher's boxes on the pool's negative scenes, against its hidden truth
     students: str  # one folder per row
@@ -138,7 +139,7 @@ class Paths:
         def under(*names):
             return os.path.join(output_dir, *names)
 
-        return cls(output_dir=output_dir, teacher=under("teacher"), teacher_2x=under("teacher_2x"), pu=under("pu"),
+        return cls(output_dir=output_dir, teacher=under("teacher"), pu=under("pu"),
                    select=under("pu", "select"), pu_region=under("pu_region"),
                    select_region=under("pu_region", "select"), labels=under("labels"),
                    select_confidence=under("labels", "select_confidence"), pool_truth=under("pool_truth"),

@@ -235,6 +235,11 @@ def test_options(capsys, tmp_path):
     settings.check_settings(settings.parse_args(["--output-dir", str(old), "--student-start", "teacher"]))
     with pytest.raises(SystemExit, match="student_start teacher there, pretrained now"):
         settings.check_settings(settings.parse_args(["--output-dir", str(old)]))
+    # a run made before the schedule rule trained every row the teacher's iterations: refused
+    before_rule = {k: v for k, v in recorded.items() if k != "schedule_rule"}
+    (old / "settings.json").write_text(json.dumps({**before_rule, "pretrain_iters": 2400}))
+    with pytest.raises(SystemExit, match="schedule_rule the teacher's iterations there, the teacher's epochs of 2 "):
+        settings.check_settings(settings.parse_args(["--output-dir", str(old), "--student-start", "teacher"]))
     # the paper's protocol makes the labeled-only row the teacher itself (trained once); any other start or
     # schedule trains it as a row of its own
     paths = settings.Paths.of("o")

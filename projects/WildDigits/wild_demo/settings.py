@@ -22,9 +22,12 @@ QUICK = {"num_labeled": 40, "num_pool": 160, "num_val": 20, "pretrain_iters": 20
 # what determines a run's outputs: an output dir made with other values is refused (a rerun skips finished
 # steps, so it would mix two runs)
 SETTINGS = ("seed", "num_labeled", "num_pool", "num_val", "pos_fraction", "pretrain_iters", "teacher_iters",
-            "teacher_lr", "pu_iters", "student_iters", "student_lr", "student_start", "known_classes", "quick")
+            "teacher_lr", "pu_iters", "student_iters", "student_lr", "student_start", "known_classes", "quick",
+            "schedule_rule")
+# how the rows' iterations are set (not an option): a run of another rule holds rows of other lengths
+SCHEDULE_RULE = "the teacher's epochs of 2 * max(n_l, K) images"
 # the value a setting had in runs made before it existed (their settings.json lacks it)
-SETTINGS_BEFORE = {"pretrain_iters": 0, "student_start": "teacher"}
+SETTINGS_BEFORE = {"pretrain_iters": 0, "student_start": "teacher", "schedule_rule": "the teacher's iterations"}
 
 
 def parse_args(argv=None, description=None):
@@ -82,6 +85,7 @@ def parse_args(argv=None, description=None):
             setattr(args, name, value)
     args.student_iters = args.teacher_iters if args.student_iters is None else args.student_iters
     args.student_lr = args.teacher_lr if args.student_lr is None else args.student_lr
+    args.schedule_rule = SCHEDULE_RULE
     if args.output_dir is None:
         args.output_dir = "output/demo_quick" if args.quick else "output/demo"
     if args.jobs < 1:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+import yaml
 
 from pudet.data.datasets import load_pseudo_labeled
 from pudet.evaluation.pool_truth import load_pool_truth, negative_scene_boxes, oracle_pseudo_labels
@@ -187,6 +188,8 @@ def test_options(capsys, tmp_path):
     # the schedule rule: 500 iterations of batch 8 on 200 images are 20 epochs; a row on L and K = 200 pool
     # images trains 20 epochs of 400 images (1000 iterations), as do the two controls at equal compute. --quick:
     # 60 iterations of batch 2 on 40 images are 3 epochs; with 40 pool images 120
+    with open(os.path.join(rows.CONFIGS, "Base-WildDigits.yaml")) as f:
+        assert yaml.safe_load(f)["SOLVER"]["IMS_PER_BATCH"] == rows.IMS_PER_BATCH
     by_key = {r.key: r for r in rows.ROWS}
     iters = {k: rows.row_schedule(full, r) for k, r in by_key.items()}
     assert {k: (s.max_iter, s.steps) for k, s in iters.items()} == {

@@ -3,13 +3,14 @@ import json
 import pytest
 
 from wild_demo import summary as summ
-from wild_demo.checks import CHECKS
+from wild_demo.checks import CHECKS, Comparison
 from wild_demo.settings import check_settings, parse_args
 
 from .helpers import load_script
 
-SD, PU_RU = "self-distillation beats the baseline", "PU-selected beats randomly selected at tau 0.5"
 SEPARABLE, FOOLED = CHECKS["separable"], CHECKS["fooled"]
+T_2 = 2.919986  # t_{0.95, 2}
+T_4 = 2.131847  # t_{0.95, 4}
 
 
 def settings(seed, **changed):
@@ -17,31 +18,24 @@ def settings(seed, **changed):
     return {"output_dir": f"output/demo_s{seed}", "stage": None, "quick": False, "seed": seed, "num_labeled": 200,
             "num_pool": 2000, "num_val": 300, "pos_fraction": 0.25, "known_classes": "0,1,2,3,4",
             "pretrain_iters": 2400, "teacher_iters": 500, "teacher_lr": 0.04, "pu_iters": 100,
-            "rows": "baseline,baseline_seed+1,pu_0.5,pu_0.9", "device": "cpu", "jobs": 2, "student_iters": 200,
-            "student_lr": 0.02, **changed}
-
-
-def claim(name, margin, spread):
-    return {"claim": name, "verdict": "holds" if margin > spread else "does not hold", "margin": margin,
-            "spread": spread, "evidence": f"margin {margin:+.1f}, noise spread {spread:.1f}"}
+            "rows": "baseline,sd,pu_0.5,teacher_2x,sd_2x", "device": "cpu", "jobs": 2, "student_iters": 500,
+            "student_lr": 0.04, **changed}
 
 
 def check(text, measured, value, verdict):
     return {"check": text, "measured": measured, "value": value, "verdict": verdict}
 
 
-def results(seed, ap, claims, checks, minutes, per_iter, spread, **changed):
-    """A small results.json of a run of ``seed``: the labeled-only row, its training SEED + 1, U^P at tau 0.5 and
-    0.9 (``ap``: their APs in that order), as the report writes them."""
-    names = [("Labeled only (baseline)", "-", "-", "-"), (f"Labeled only, training SEED {seed + 1} (noise)", "-", "-",
-                                                           "-"),
-             ("+ PU selected (U^P)", 200, 0.5, 310), ("+ PU selected (U^P)", 200, 0.9, 150)]
-    return {"settings": settings(seed, **changed), "checks": checks,
-            "headers": ["training data", "n_u", "thr", "# boxes", "AP", "AP50", "AP75", "APs", "APm"],
-            "rows": [[*row, a, 70.0, 40.0, 35.0, 30.0] for row, a in zip(names, ap)],
-            "noise": {"labeled-only AP": [ap[0], ap[1], ap[0] + spread], "spread": spread}, "claims": claims,
+ITERATIONS = {"baseline": 500, "sd": 500, "pu_0.5": 1000, "teacher_2x": 1000, "sd_2x": 1000}
+
+
+def results(seed, ap, checks, minutes, per_iter, **changed):
+    """A small results.json of a fold: ``ap`` of labeled only, SD, U^P at 0.5 and the two controls at equal
+    compute, in that order, as the report writes them."""
+    return {"settings": settings(seed, **changed), "checks": checks, "ap": dict(zip(ITERATIONS, ap)),
+            "iterations": ITERATIONS,
             "time": {"teacher seconds/iteration": per_iter, "stages": {}, "total": 60 * minutes,
-                     "untimed steps": []}}
+                     "total in teacher iterations": 60 * minutes / per_iter, "untimed steps": []}}
 
 
 def cells(text, first):
@@ -51,69 +45,98 @@ def cells(text, first):
 
 
 def three_seeds():
-    """Seeds 0, 1, 2 (seed 1 ran with --jobs 1): each claim holds on 2 of them, all claims only on seed 0;
-    the pool separable (reported) on all three, the teacher fooled on two."""
+    """Seeds 0, 1, 2 (seed 1 ran with --jobs 1). SD - labeled only: 1, 2, 3 (holds); U^P - SD: 1, 1, 0.5 (holds);
+    U^P - SD at equal iterations: 0.5, 0, -1 (undecided); U^P - labeled only at equal iterations: -2, -2.5, -2
+    (reversed). The pool separable (reported) on all three, the teacher fooled on two."""
     return [
-        ("output/demo", results(0, [40.0, 40.5, 41.0, 42.0], [claim(SD, 1.2, 0.8), claim(PU_RU, 0.9, 0.8)],
+        ("output/demo", results(0, [40.0, 41.0, 42.0, 44.0, 41.5],
                                 [check(SEPARABLE, "AUC 96.0", 96.0, "reported"),
-                                 check(FOOLED, "0.70 boxes/img", 0.7, "holds")], 10.0, 0.125, 0.8)),
-        ("output/demo_s1", results(1, [38.0, 38.2, 41.5, 39.0], [claim(SD, 1.5, 0.3), claim(PU_RU, 0.3, 0.3)],
+                                 check(FOOLED, "0.70 boxes/img", 0.7, "holds")], 10.0, 0.125)),
+        ("output/demo_s1", results(1, [38.0, 40.0, 41.0, 43.5, 41.0],
                                    [check(SEPARABLE, "AUC 95.5", 95.5, "reported"),
-                                    check(FOOLED, "0.20 boxes/img", 0.2, "does not hold")], 12.0, 0.131, 0.3,
-                                   jobs=1)),
-        ("output/demo_s2", results(2, [39.0, 39.6, 40.0, 42.5], [claim(SD, 0.2, 0.6), claim(PU_RU, 1.0, 0.6)],
+                                    check(FOOLED, "0.20 boxes/img", 0.2, "does not hold")], 12.0, 0.131, jobs=1)),
+        ("output/demo_s2", results(2, [39.0, 42.0, 42.5, 44.5, 43.5],
                                    [check(SEPARABLE, "AUC 97.1", 97.1, "reported"),
-                                    check(FOOLED, "0.90 boxes/img", 0.9, "holds")], 11.0, 0.128, 0.6)),
+                                    check(FOOLED, "0.90 boxes/img", 0.9, "holds")], 11.0, 0.128)),
     ]
 
 
-def test_summary_of_three_seeds():
+def test_t_quantiles_and_the_one_sided_bound():
+    assert summ.t_quantile(2) == pytest.approx(T_2, abs=1e-6)
+    assert summ.t_quantile(4) == pytest.approx(T_4, abs=1e-6)
+    assert summ.t_quantile(1) == pytest.approx(6.313752, abs=1e-6)
+    # margins 1, 2, 3: mean 2, s 1, bound 2 - 2.920 / sqrt(3)
+    stats = summ.margin_statistics([1.0, 2.0, 3.0])
+    assert stats == pytest.approx({"n": 3, "mean": 2.0, "std": 1.0, "lower": 2 - T_2 / 3 ** 0.5,
+                                   "upper": 2 + T_2 / 3 ** 0.5})
+    assert stats["lower"] == pytest.approx(0.31414, abs=1e-5) and summ.verdict(stats) == "holds"
+    assert summ.verdict(summ.margin_statistics([-1.0, -2.0, -3.0])) == "reversed"
+    assert summ.verdict(summ.margin_statistics([1.0, -1.0, 0.5])) == "undecided"
+    # 5 folds of margins 0.5, 0.7, 0.9, 0.6, 0.8: mean 0.7, s = sqrt(0.1 / 4) = 0.158, bound 0.7 - 2.132 * 0.0707
+    five = summ.margin_statistics([0.5, 0.7, 0.9, 0.6, 0.8])
+    assert five["std"] == pytest.approx(0.158114, abs=1e-6)
+    assert five["lower"] == pytest.approx(0.7 - T_4 * 0.158114 / 5 ** 0.5, abs=1e-5) == pytest.approx(0.54926, abs=1e-5)
+    # a fold without the margin is left out; one fold has no bound
+    assert summ.margin_statistics([None, 1.0, 3.0]) == pytest.approx(
+        {"n": 2, "mean": 2.0, "std": 2 ** 0.5, "lower": 2 - 6.313752, "upper": 2 + 6.313752})
+    one = summ.margin_statistics([1.5, None])
+    assert one == {"n": 1, "mean": 1.5, "std": None, "lower": None, "upper": None}
+    assert summ.verdict(one) == "needs 2 folds"
+    # with no spread, the mean decides
+    assert summ.verdict(summ.margin_statistics([0.5, 0.5])) == "holds"
+    assert summ.verdict(summ.margin_statistics([0.0, 0.0])) == "undecided"
+
+
+def test_judge_and_row_statistics_take_any_rows_and_comparisons():
+    aps = [{"a": 10.0, "b": 9.0, "c": 9.5}, {"a": 11.0, "b": 9.0, "c": 8.0}, {"a": 12.0, "b": 9.0}]
+    judged = summ.judge([Comparison("a > b", "a", ("b",)), Comparison("a > b and c", "a", ("b", "c")),
+                         Comparison("d > a", "d", ("a",))], aps)
+    assert [(j["comparison"], j["margins"], j["verdict"]) for j in judged] == [
+        ("a > b", [1.0, 2.0, 3.0], "holds"), ("a > b and c", [0.5, 2.0, 3.0], "undecided")]  # d: never measured
+    assert judged[1]["mean"] == pytest.approx(11 / 6)
+    assert summ.row_statistics(aps, ["a", "c"]) == [
+        {"row": "a", "AP": [10.0, 11.0, 12.0], "mean": 11.0, "std": 1.0},
+        {"row": "c", "AP": [9.5, 8.0, None], "mean": 8.75, "std": pytest.approx(1.06066, abs=1e-5)}]
+
+
+def test_summary_of_three_folds():
     s = summ.summarize(three_seeds())
     assert [r["label"] for r in s["runs"]] == ["seed 0", "seed 1", "seed 2"]
     # what every run shares is said once; where and how a run ran (output dir, --jobs, --rows) is not compared
     assert s["shared settings"]["known_classes"] == "0,1,2,3,4" and s["shared settings"]["num_labeled"] == 200
     assert not {"seed", "output_dir", "jobs", "rows", "stage"} & set(s["shared settings"])
-    # rows match across seeds with their training SEED said relative to the run's seed
-    ap = {(r["row"], r["thr"]): (r["AP"], r["mean"]) for r in s["ap"]}
-    assert ap[("Labeled only (baseline)", "-")] == ([40.0, 38.0, 39.0], pytest.approx(39.0))
-    assert ap[("Labeled only, training SEED +1 (noise)", "-")] == ([40.5, 38.2, 39.6], pytest.approx(39.4333, abs=1e-4))
-    assert ap[("+ PU selected (U^P)", 0.9)] == ([42.0, 39.0, 42.5], pytest.approx(41.1667, abs=1e-4))
-    assert [n["spread"] for n in s["noise"]] == [0.8, 0.3, 0.6]
-    assert [(c["claim"], c["holds in"]) for c in s["claims"]] == [(SD, 2), (PU_RU, 2)]
+    ap = {r["row"]: (r["AP"], r["mean"], r["std"]) for r in s["ap"]}
+    assert ap["baseline"] == ([40.0, 38.0, 39.0], 39.0, 1.0)
+    assert ap["pu_0.5"] == ([42.0, 41.0, 42.5], pytest.approx(41.8333, abs=1e-4), pytest.approx(0.763763, abs=1e-6))
+    verdicts = {v["comparison"]: v for v in s["verdicts"]}
+    assert list(verdicts) == ["SD > labeled only", "U^P > SD at tau 0.5", "U^P > SD at equal iterations, tau 0.5",
+                              "U^P > labeled only at equal iterations, tau 0.5"]  # the rows these folds trained
+    assert [(v["margins"], v["verdict"]) for v in verdicts.values()] == [
+        ([1.0, 2.0, 3.0], "holds"), ([1.0, 1.0, 0.5], "holds"), ([0.5, 0.0, -1.0], "undecided"),
+        ([-2.0, -2.5, -2.0], "reversed")]
+    assert verdicts["U^P > SD at tau 0.5"]["lower"] == pytest.approx(5 / 6 - T_2 * 0.288675 / 3 ** 0.5, abs=1e-5)
+    assert verdicts["U^P > labeled only at equal iterations, tau 0.5"]["upper"] == pytest.approx(
+        -13 / 6 + T_2 * 0.288675 / 3 ** 0.5, abs=1e-5)
+    assert s["split"] == []
     checks = {c["check"]: (c["all runs"], c["verdict"]) for c in s["checks"]}
     assert checks == {
         SEPARABLE: ("95.5 to 97.1", "reported"),  # no pass mark: its range
         FOOLED: ("holds in 2 of 3 runs", "does not hold"),  # holding on 2 of 3 seeds is not holding
     }
-    assert (s["every claim"]["runs"], s["every claim"]["all runs"], s["every claim"]["verdict"]) == (
-        [2, 1, 1], "0 of 2 claims hold on every run; all 2 hold on 1 of 3 runs", "does not hold")
     assert [t["minutes"] for t in s["time"]] == [10.0, 12.0, 11.0]
+    assert [round(t["teacher iterations"]) for t in s["time"]] == [4800, 5496, 5156]
     text = "\n".join(s["text"])
     assert "runs: seed 0: output/demo; seed 1: output/demo_s1; seed 2: output/demo_s2" in text
-    assert cells(text, SD) == ["holds (+1.2 > 0.8)", "holds (+1.5 > 0.3)", "no (+0.2)", "holds in 2 of 3"]
+    assert cells(text, "training data") == ["thr", "iters", "AP seed 0", "AP seed 1", "AP seed 2", "mean ± std"]
+    assert cells(text, "Labeled only (baseline)") == ["-", "500", "40.0", "38.0", "39.0", "39.0 ± 1.0"]
+    assert cells(text, "+ PU selected (U^P)") == ["0.5", "1000", "42.0", "41.0", "42.5", "41.8 ± 0.8"]
+    assert cells(text, "SD > labeled only") == ["+1.0", "+2.0", "+3.0", "+2.00", "1.00", "+0.31", "holds"]
+    assert cells(text, "U^P > labeled only at equal") == ["-2.0", "-2.5", "-2.0", "-2.17", "0.29", "-2.65",
+                                                          "reversed"]
     assert cells(text, FOOLED) == ["holds (0.70 boxes/img)", "does not hold (0.20 boxes/img)",
                                    "holds (0.90 boxes/img)", "holds in 2 of 3 runs", "does not hold"]
-    assert cells(text, "every claim") == ["2 of 2 hold", "1 of 2 hold", "1 of 2 hold",
-                                          "0 of 2 claims hold on every run; all 2 hold on 1 of 3 runs: does not hold"]
-    assert cells(text, "training data") == ["thr", "AP seed 0", "AP seed 1", "AP seed 2", "mean"]
-    assert cells(text, "Labeled only, training SEED +1") == ["-", "40.5", "38.2", "39.6", "39.4"]
     assert cells(text, "the teacher's seconds per iteration") == ["0.125", "0.131", "0.128"]
-
-
-def test_every_claim_holds_only_where_it_holds_on_every_run():
-    runs = three_seeds()
-    for _, r in runs:
-        r["claims"] = [claim(SD, 1.0, 0.5), claim(PU_RU, 2.0, 0.5)]
-    every = summ.summarize(runs)["every claim"]
-    assert (every["all runs"], every["verdict"]) == ("2 of 2 claims hold on every run; all 2 hold on 3 of 3 runs",
-                                                     "holds")
-    runs[1][1]["claims"][1] = claim(PU_RU, 0.5, 0.5)  # a tie with the noise is not beyond it
-    every = summ.summarize(runs)["every claim"]
-    assert (every["all runs"], every["verdict"]) == (
-        "1 of 2 claims hold on every run; all 2 hold on 2 of 3 runs", "does not hold")
-    runs[1][1]["claims"][1] = claim(PU_RU, 2.0, 0.5)
-    runs[1][1]["noise"]["spread"] = None  # a run whose noise was not measured cannot say "beyond the noise"
-    assert summ.summarize(runs)["every claim"]["verdict"] == "does not hold"
+    assert "n = 3 folds" in text
 
 
 def test_run_labels_say_what_differs():
@@ -129,9 +152,11 @@ def test_run_labels_say_what_differs():
 
 def test_runs_of_other_rows_are_refused():
     runs = three_seeds()
-    del runs[2][1]["rows"][3]
-    with pytest.raises(SystemExit, match=r"output/demo_s2 lacks \+ PU selected \(U\^P\) \(thr 0.9\), which "
-                                         r"output/demo has"):
+    del runs[2][1]["ap"]["sd_2x"]
+    with pytest.raises(SystemExit, match=r"output/demo_s2 lacks sd_2x, which output/demo has"):
+        summ.summarize(runs)
+    del runs[2][1]["ap"]  # a report from before the rows had keys
+    with pytest.raises(SystemExit, match=r"output/demo_s2's results.json comes from an older report"):
         summ.summarize(runs)
 
 
@@ -162,11 +187,11 @@ def test_main_prints_and_writes_markdown_and_data(tmp_path, capsys):
     out = tmp_path / "summary" / "seeds.md"
     load_script("projects", "WildDigits", "summarize_runs.py").main([*folders, "--output", str(out)])
     printed = capsys.readouterr().out
-    assert "holds in 2 of 3" in printed and f"Summary: {out} and {tmp_path / 'summary' / 'seeds.json'}" in printed
+    assert "reversed" in printed and f"Summary: {out} and {tmp_path / 'summary' / 'seeds.json'}" in printed
     markdown = out.read_text()
-    assert markdown.startswith("# wild-digits benchmark: 3 runs of `make demo`\n\n")
-    assert cells(markdown, "training data")[1] == "AP seed 0" and "0 of 2 claims hold on every run" in markdown
+    assert markdown.startswith("# wild-digits benchmark: 3 folds of `make demo`\n\n")
+    assert cells(markdown, "training data")[2] == "AP seed 0"
     data = json.loads((tmp_path / "summary" / "seeds.json").read_text())
     assert [c["verdict"] for c in data["checks"]] == ["reported", "does not hold"]
-    assert data["every claim"]["verdict"] == "does not hold"
+    assert [v["verdict"] for v in data["verdicts"]] == ["holds", "holds", "undecided", "reversed"]
     assert [r["folder"] for r in data["runs"]] == folders and "text" not in data

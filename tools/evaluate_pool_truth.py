@@ -18,7 +18,8 @@ purifier may read. pudet.evaluation.pool_truth is the only reader of the truth.
   tools/evaluate_pool_truth.py oracle-labels --k 200 --seed 0 --output-dir output/demo/labels/oracle
       the oracle's pseudo-labels: K truly positive pool scenes drawn with --seed, with their TRUE boxes (what a
       perfect purifier and a perfect teacher would give), as pseudo_labels.json with the diagnostics that
-      purify_net.py label writes
+      purify_net.py label writes; and the same scenes as a selection, selected.json, for purify_net.py label
+      --selection (a perfect purifier with the teacher's labels)
 
 The config (--config-file, default: the benchmark's teacher, and KEY VALUE overrides) says which benchmark to read;
 each command writes into --output-dir (OUTPUT_DIR), with its config and log, as every pudet tool does. Both read
@@ -38,7 +39,13 @@ from pudet.engine import config_argument_parser, setup_cfg
 from pudet.engine.pseudo_label import write_pseudo_labels
 from pudet.evaluation import save_results
 from pudet.evaluation.plotting import plot_score_histogram
-from pudet.evaluation.pool_truth import load_pool_truth, negative_scene_boxes, oracle_pseudo_labels, positive_images
+from pudet.evaluation.pool_truth import (
+    load_pool_truth,
+    negative_scene_boxes,
+    oracle_pseudo_labels,
+    oracle_selection,
+    positive_images,
+)
 from pudet.evaluation.pseudo_labels import label_diagnostics
 from pudet.evaluation.purifier import purifier_comparison, selection_metrics
 from pudet.evaluation.results import selection_table
@@ -97,9 +104,10 @@ def oracle_labels(args):
     cfg = _setup(args)
     coco = oracle_pseudo_labels(args.dataset or cfg.PU.UNLABELED_DATASETS[0], args.k, args.seed)
     write_pseudo_labels(os.path.join(cfg.OUTPUT_DIR, "pseudo_labels.json"), coco)
+    save_results(oracle_selection(coco), os.path.join(cfg.OUTPUT_DIR, "selected.json"))
     label_diagnostics(coco, cfg.OUTPUT_DIR, taus=args.taus, labeled_datasets=cfg.DATASETS.TRAIN)
     print(f"{coco['info']['source']}: {len(coco['annotations'])} boxes\n"
-          f"Wrote {cfg.OUTPUT_DIR}/pseudo_labels.json, diagnostics.json, class_counts.png")
+          f"Wrote {cfg.OUTPUT_DIR}/pseudo_labels.json, selected.json, diagnostics.json, class_counts.png")
 
 
 def parse_args(argv=None):

@@ -156,18 +156,20 @@ self_distillation() {
     train configs/COCO/faster_rcnn_R_50_FPN_1x_self_distill.yaml "$OUTPUT_ROOT/student_R50_FPN_1x_self_distill"
 }
 
-# step 5: the student on L + pseudo-labelled U^x at tau, 1x = 12 epochs of L + U^x at the student's batch
-# (its config's SOLVER.IMS_PER_BATCH, or the overrides'): student NAME TAU N_U -> $OUTPUT_ROOT/students/NAME_thrTAU
+# step 5: the student on L + pseudo-labelled U^x at tau, 1x = the teacher's 12 epochs (steps at 8 and 11) of
+# epochs of 2 * max(|L|, N_U) images (pudet.data.schedule, the authors' rule) at the student's batch (its config's
+# SOLVER.IMS_PER_BATCH, or the overrides'): student NAME TAU N_U -> $OUTPUT_ROOT/students/NAME_thrTAU
 student() {
     local name=$1 tau=$2 n_u=$3
     local config=configs/COCO/faster_rcnn_R_50_FPN_1x_self_distill_pseudo.yaml
-    local batch
+    local batch schedule
     batch=$("$PYTHON" -c 'import sys; from pudet.config import get_pudet_cfg
 print(get_pudet_cfg(sys.argv[1], sys.argv[2:]).SOLVER.IMS_PER_BATCH)' "$config" "${OPTS[@]}" "${STUDENT_OPTS[@]}") \
         || die "cannot read SOLVER.IMS_PER_BATCH of $config with the overrides"
-    local per_epoch=$(( (N_L + n_u + batch - 1) / batch ))
+    schedule=$("$PYTHON" -m pudet.data.schedule --num-labeled "$N_L" --num-pool "$n_u" --ims-per-batch "$batch") \
+        || die "cannot compute the schedule with $PYTHON"
+    # shellcheck disable=SC2086  # the schedule is KEY VALUE words without spaces
     train "$config" "$OUTPUT_ROOT/students/${name}_thr${tau}" \
         DATASETS.TRAIN_PSEUDO "('$OUTPUT_ROOT/labels/$name/pseudo_labels.json',)" DATASETS.PSEUDO_SCORE_THRESH "$tau" \
-        SOLVER.MAX_ITER $(( 12 * per_epoch )) SOLVER.STEPS "($(( 8 * per_epoch )), $(( 11 * per_epoch )))" \
-        SOLVER.CHECKPOINT_PERIOD "$per_epoch"
+        $schedule
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """`make demo`: Algorithm 1 and the student trainings on the built-in wild-digits benchmark, through pudet's
 tools (tools/train_net.py, purify_net.py train/select/label, evaluate_pool_truth.py, the gallery), then a table
-shaped like the paper's Table 1, the paper's claims judged against the measured noise, and the checks that make
-the miniature a valid test of the method. The work is done by the package beside this file (wild_demo/).
+shaped like the paper's Table 1, this fold's margin of each verdict, and the checks that make the miniature a
+valid test of the method. The work is done by the package beside this file (wild_demo/).
 
 Stages (run in order; --stage runs one, reading what the earlier ones wrote; each is rerun-safe: a
 finished step is skipped, an interrupted training resumes from its last checkpoint; --dry-run lists the
@@ -21,20 +21,24 @@ commands of the steps still to run):
              practitioner tries first). Then, against the pool's hidden truth (evaluate_pool_truth.py, the only
              reader of it): U^C's ranking, the teacher's boxes above 0.5 on the negative scenes, and the oracle's
              pseudo-labels (K truly positive pool scenes with their TRUE boxes: a perfect purifier and a perfect
-             teacher)
-  students   the rows: labeled only, also with the training SEED + 1 and + 2 on the same data (the noise: the
-             spread of the three); + self-distillation on L; + U^R, U^P at tau 0.5 and 0.9; + U^C at 0.5; + the
-             oracle's true pool boxes (self-distillation on L + U^x); and train-longer, the teacher trained twice
-             as long on L (--student-start and --student-iters say how every student trains)
+             teacher) with its selection of those scenes, which the teacher labels too
+  students   the rows, each trained the schedule rule's iterations (pudet.data.schedule: the teacher's epochs, an
+             epoch of L and K pool images being 2 * max(n_l, K) images): labeled only (the teacher); +
+             self-distillation on L; + U^R, U^P at tau 0.5 and 0.9; + U^C at 0.5; + the oracle's scenes labelled by
+             the teacher; + the oracle's true pool boxes (self-distillation on L + U^x); and the controls at equal
+             compute, labeled only and self-distillation at the pool rows' iterations (--student-start and
+             --student-iters say how every student trains)
   report     results.json, results.md, gallery.png (random vs PU-selected, the paper's Figure 3), the tables
 
-The report: the table; the labeled-only noise; the paper's claims, each with its margin and the noise spread (a
-claim holds only when its margin exceeds the spread); the selections against the hidden truth; the priors;
-box-level purification; the teacher's false alarms on negative pool scenes; the device, the teacher's seconds
-per iteration (the machine's yardstick) and each stage's time; the miniature's validity checks: the pool is
-separable, the teacher is fooled by the pool, the oracle ceiling, the noise, and train-longer (a comparison a
-careful reader asks for, not one of the paper's claims). --quick runs every stage at toy sizes into
-output/demo_quick: a smoke test of the pipeline (its numbers mean nothing).
+The report: the table, each row with its iterations; this fold's margin of each verdict (the paper's claims under
+its protocol: SD > labeled only, U^P > SD, U^P > U^R; then U^P > SD and > labeled only at equal iterations, U^P >
+U^C, the oracle above every pseudo-labelled row and above SD at equal iterations) and the split of U^P's loss
+against the oracle into selection and labels: a verdict needs the folds (`make demo-seeds`, summarize_runs.py);
+the selections against the hidden truth; the priors; box-level purification; the teacher's false alarms on
+negative pool scenes; the device, the teacher's seconds per iteration (the machine's yardstick) and each stage's
+time; the miniature's validity checks: the pool is separable, the teacher is fooled by the pool, the oracle
+ceiling. --quick runs every stage and every row at toy sizes into output/demo_quick: a smoke test of the pipeline
+(its numbers mean nothing).
 
 Prints the tables; its last lines say where everything is.
 """

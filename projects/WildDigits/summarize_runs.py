@@ -1,18 +1,21 @@
 #!/usr/bin/env python
-"""Several `make demo` runs side by side (e.g. seeds 0, 1 and 2: a claim that holds on one seed may not on
-another), from the ``results.json`` each run's report wrote:
+"""The folds of `make demo` side by side (`make demo-seeds` runs benchmark seeds 0-4 and this), from the
+``results.json`` each run's report wrote:
 
-    .venv/bin/python projects/WildDigits/summarize_runs.py output/demo output/demo_s1 output/demo_s2 \
-        [--output output/seeds.md]
+    .venv/bin/python projects/WildDigits/summarize_runs.py output/demo output/demo_s1 ... output/demo_s4 \
+        [--output output/demo_seeds.md]
 
 A column per run, labelled by the settings that differ between the runs (``seed 1``; ``seed 0, known 5,6,7,8,9``);
-the settings every run shares are printed once above the tables. The tables: the AP of every row and its mean
-over the runs; the labeled-only noise of each run; each of the paper's claims on each run (its margin against
-that run's noise), on how many runs it holds, and whether every claim holds on every run; the miniature's checks
-on each run and over all of them (one with a pass mark holds only where it holds on every run); each run's time
-and the teacher's seconds per iteration (the machine's yardstick). ``--output F`` also writes the text as markdown
-to F and the summary as data beside it (F's name with ``.json``). Runs whose rows differ, and folders without a
-finished report, are refused.
+the settings every run shares are printed once above the tables. The tables: every row's iterations, its AP on
+each fold and its mean ± std over the folds; each verdict (the paper's claims under its protocol, then the
+comparisons at equal iterations and the oracle's) with its paired margin on each fold, the mean margin, its
+standard deviation s and its one-sided 95% lower bound over the n folds, mean - t_{0.95,n-1} * s / sqrt(n):
+"holds" where the bound is above 0, "reversed" where the opposite margin's bound is above 0, else "undecided";
+the split of U^P's loss against the oracle into selection and labels, judged the same way; the miniature's checks
+on each run and over all of them (one with a pass mark holds only where it holds on every run); each run's time,
+the teacher's seconds per iteration (the machine's yardstick) and the time in teacher iterations. ``--output F``
+also writes the text as markdown to F and the summary as data beside it (F's name with ``.json``). Runs whose rows
+differ, and folders without a finished report, are refused.
 """
 import argparse
 import json
@@ -35,7 +38,7 @@ def main(argv=None):
     if args.output:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         with open(args.output, "w") as f:
-            f.write(f"# wild-digits benchmark: {len(args.folders)} runs of `make demo`\n\n{text}\n")
+            f.write(f"# wild-digits benchmark: {len(args.folders)} folds of `make demo`\n\n{text}\n")
         data = os.path.splitext(args.output)[0] + ".json"
         with open(data, "w") as f:
             json.dump({k: v for k, v in summary.items() if k != "text"}, f, indent=2)

@@ -193,6 +193,10 @@ def build_expanded_train_loader(cfg, labeled_mapper=None, pseudo_mapper=None):
       * ``"alternate"`` (the paper's): every batch of ``SOLVER.IMS_PER_BATCH`` images comes from one source,
         ``DATALOADER.PSEUDO_BATCHES`` pseudo-labelled batches, then ``DATALOADER.LABELED_BATCHES`` labeled ones;
       * ``"mixed"``: every batch holds both, split in the ratio PSEUDO_BATCHES : LABELED_BATCHES.
+    With 1 : 1 (the defaults) half of the images come from each source, the smaller one tiled, as in the authors'
+    code (DeFeat.pytorch: even indices of an epoch from L, odd ones from the pool); the epoch's length is
+    :mod:`pudet.data.schedule`'s rule. That code's batches mix the two sources (its sampler shuffles the indices);
+    the paper's text builds each batch from one source, which ``"alternate"`` does and ``"mixed"`` does not.
     Each source is drawn by its own ``TrainingSampler`` (shuffled, sharded across ranks; seeded by ``SEED``
     when it is >= 0, so the order is deterministic). Labeled images are mapped by detectron2's
     ``DatasetMapper``, pseudo-labelled ones by :class:`PseudoLabelMapper` (plus colour jitter). The

@@ -93,6 +93,15 @@ def oracle_pseudo_labels(dataset_name: str, k: int, seed: int) -> dict:
             "categories": copy.deepcopy(truth["categories"])}
 
 
+def oracle_selection(oracle: dict) -> dict:
+    """The images of :func:`oracle_pseudo_labels`'s ``oracle`` as a selection in the format of
+    ``purify_net.py select``'s ``selected.json`` (``{"summary", "images": [{"file_name", "image_id", "score"}]}``):
+    the oracle's K scenes, for the teacher to pseudo-label (a perfect purifier with the teacher's labels)."""
+    images = [{"file_name": im["file_name"], "image_id": im["id"], "score": 1.0} for im in oracle["images"]]
+    summary = {"dataset": oracle["info"]["dataset"], "rule": "oracle: true-positive scenes", "selected": len(images)}
+    return {"summary": summary, "images": images}
+
+
 class PoolTruthEvaluator(DatasetEvaluator):
     """For a pool with ``metadata.truth_json`` (COCO format, images flagged ``positive``), reports:
 

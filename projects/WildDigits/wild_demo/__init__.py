@@ -5,6 +5,7 @@ every step through pudet's tools. One module per job:
   rows      the experiment's rows and the tool options that each training and step is given
   runner    runs the tools (``--jobs`` at a time), skips finished steps, or lists them (``--dry-run``)
   stages    teacher, pu, select, label, students, report: the tool steps of each
-  checks    the labeled-only noise, the paper's claims judged against it, the miniature's validity checks
+  checks    the verdicts' comparisons (paired margins of two rows), the oracle split, the miniature's checks
   report    results.json and results.md from what the stages wrote
+  summary   the folds side by side: rows mean ± std, each verdict's margin with its one-sided t bound
 """

@@ -1,7 +1,10 @@
-"""The experiment's rows (the paper's Table 1, plus the noise and the controls) and the tool options each training
-is given: the benchmark's sizes, the schedule, the start of each detector."""
+"""The experiment's rows (the paper's Table 1, plus the controls at equal compute and the oracles) and the tool
+options each training is given: the benchmark's sizes, the schedule rule's iterations, the start of each
+detector."""
 import os
 from typing import NamedTuple, Optional
+
+from pudet.data.schedule import Schedule, iterations_per_epoch, student_schedule
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 CONFIGS = os.path.join(REPO, "configs", "WildDigits")
@@ -14,56 +17,79 @@ VAL = "wild_digits_val"
 
 
 class Row(NamedTuple):
-    """A trained row of the table: a student of ``--student-iters`` iterations."""
+    """A trained row of the table: a student on L, or on L and ``K`` pool images (:func:`pool_size`), trained for
+    the iterations of the schedule rule (:func:`row_schedule`)."""
 
     key: str  # its name in --rows and its folder under students/
-    label: str  # as the table prints it ({seed}: its training SEED)
+    label: str  # as the table prints it
     selection: Optional[str] = None  # pool data: the pseudo-labels of labels/<selection>, else L only
     tau: Optional[float] = None  # the pseudo-boxes' score threshold
     distill: bool = False  # self-distillation from the teacher
-    seed_offset: int = 0  # training SEED = --seed + this (the benchmark's data stays --seed's)
+    pool_iterations: bool = False  # on L alone for the iterations of a pool row: a control at equal compute
 
 
 ROWS = (
     Row("baseline", "Labeled only (baseline)"),
-    Row("baseline_seed+1", "Labeled only, training SEED {seed} (noise)", seed_offset=1),
-    Row("baseline_seed+2", "Labeled only, training SEED {seed} (noise)", seed_offset=2),
     Row("sd", "+ Self-distillation", distill=True),
     Row("random_0.5", "+ Randomly selected (U^R)", "random", 0.5, distill=True),
     Row("random_0.9", "+ Randomly selected (U^R)", "random", 0.9, distill=True),
     Row("pu_0.5", "+ PU selected (U^P)", "pu", 0.5, distill=True),
     Row("pu_0.9", "+ PU selected (U^P)", "pu", 0.9, distill=True),
     Row("confidence_0.5", "+ Teacher-confidence selected (U^C)", "confidence", 0.5, distill=True),
+    Row("oracle_selection", "+ oracle selection, teacher's pseudo-labels (K true-positive pool scenes)",
+        "oracle_selection", 0.5, distill=True),
     Row("oracle", "+ oracle: K true-positive pool scenes, true boxes (perfect purifier + labels)", "oracle", 0.5,
         distill=True),
+    Row("teacher_2x", "Labeled only at the pool rows' iterations (train-longer)", pool_iterations=True),
+    Row("sd_2x", "+ Self-distillation at the pool rows' iterations", distill=True, pool_iterations=True),
 )
-# the labeled-only rows whose spread is the noise each claim's margin must exceed
-NOISE_ROWS = ("baseline", "baseline_seed+1", "baseline_seed+2")
-# train-longer: the teacher trained twice as long on L (a --rows key beside the student rows)
-TEACHER_2X = "teacher_2x"
-ROW_KEYS = [r.key for r in ROWS] + [TEACHER_2X]
+ROW_KEYS = [r.key for r in ROWS]
+# SOLVER.IMS_PER_BATCH of the benchmark's detectors (configs/WildDigits/Base-WildDigits.yaml), and with --quick
+IMS_PER_BATCH = 8
+QUICK_IMS_PER_BATCH = 2
 # --quick also trains each detector on batches of 2 images (as the tests' few-iteration trainings, at lr 0.01)
-QUICK_DETECTOR = ["SOLVER.IMS_PER_BATCH", "2"]
+QUICK_DETECTOR = ["SOLVER.IMS_PER_BATCH", str(QUICK_IMS_PER_BATCH)]
+STEP_AT = 0.8  # every training's one lr step, as a fraction of its iterations
 
 
-def benchmark_opts(args, seed_offset=0):
-    """The benchmark's data (always of ``--seed``) and the training SEED (``--seed`` + ``seed_offset``)."""
+def benchmark_opts(args):
+    """The benchmark's data and the training SEED, both ``--seed``."""
     return [
         "WILD_DIGITS.SEED", str(args.seed), "WILD_DIGITS.NUM_LABELED", str(args.num_labeled),
         "WILD_DIGITS.NUM_POOL", str(args.num_pool), "WILD_DIGITS.NUM_VAL", str(args.num_val),
-        "WILD_DIGITS.POS_FRACTION", str(args.pos_fraction), "SEED", str(args.seed + seed_offset),
+        "WILD_DIGITS.POS_FRACTION", str(args.pos_fraction), "SEED", str(args.seed),
         "WILD_DIGITS.KNOWN_CLASSES", f"[{args.known_classes}]",
         "MODEL.ROI_HEADS.NUM_CLASSES", str(len(args.known_classes.split(","))),
         "MODEL.DEVICE", args.device,
     ]
 
 
-def schedule(iters, lr):
-    """A training of ``iters`` iterations at ``lr``: one lr step at 80%, three checkpoints, warmup of a fifth
-    (at most 100)."""
+def schedule(iters, lr, steps=None, warmup=None):
+    """A training of ``iters`` iterations at ``lr``: one lr step at ``steps`` (default: 80% of ``iters``), three
+    checkpoints, a warmup of ``warmup`` iterations (default: a fifth of ``iters``, at most 100)."""
+    steps = (int(iters * STEP_AT),) if steps is None else steps
+    warmup = min(100, iters // 5) if warmup is None else warmup
     return ["SOLVER.MAX_ITER", str(iters), "SOLVER.BASE_LR", f"{lr:g}",
-            "SOLVER.STEPS", f"({int(iters * 0.8)},)", "SOLVER.CHECKPOINT_PERIOD", str(max(1, iters // 3)),
-            "SOLVER.WARMUP_ITERS", str(min(100, iters // 5))]
+            "SOLVER.STEPS", f"({','.join(map(str, steps))},)", "SOLVER.CHECKPOINT_PERIOD", str(max(1, iters // 3)),
+            "SOLVER.WARMUP_ITERS", str(warmup)]
+
+
+def pool_size(args) -> int:
+    """K, the pool images of every pool row: U^P (the region head's top K), U^R, U^C and the oracle's scenes
+    each keep K = n_l images."""
+    return args.num_labeled
+
+
+def row_schedule(args, row) -> Schedule:
+    """``row``'s iterations and lr step by the schedule rule (:mod:`pudet.data.schedule`): the students' 1x on L
+    (``--student-iters``, by default the teacher's) is a number of epochs of L; a row on L and K pool images (or
+    a control at their iterations) trains as many epochs of 2 * max(n_l, K) images."""
+    ims = QUICK_IMS_PER_BATCH if args.quick else IMS_PER_BATCH
+    per_epoch = iterations_per_epoch(args.num_labeled, 0, ims)
+    pool = pool_size(args) if row.selection is not None or row.pool_iterations else 0
+    return student_schedule(num_labeled=args.num_labeled, num_pool=pool, ims_per_batch=ims,
+                            epochs=args.student_iters / per_epoch,
+                            step_epochs=(int(args.student_iters * STEP_AT) / per_epoch,))
 
 
 def detector_opts(args):
@@ -114,7 +140,8 @@ def student_args(args, row, teacher, labels, out):
                   "DATASETS.PSEUDO_SCORE_THRESH", str(row.tau)]
         if args.quick:  # a toy teacher may leave no box above tau: keep the images, background-only
             extra += ["DATASETS.PSEUDO_KEEP_EMPTY", "True"]
-    return ["--resume", "--config-file", STUDENT_YAML if row.distill else TEACHER_YAML,
-            *benchmark_opts(args, row.seed_offset), *schedule(args.student_iters, args.student_lr),
+    plan = row_schedule(args, row)
+    return ["--resume", "--config-file", STUDENT_YAML if row.distill else TEACHER_YAML, *benchmark_opts(args),
+            *schedule(plan.max_iter, args.student_lr, plan.steps, min(100, args.student_iters // 5)),
             *detector_opts(args), *student_start_opts(args, teacher), *extra,
             "DATASETS.TEST", f"('{VAL}',)", "OUTPUT_DIR", out]

@@ -22,9 +22,12 @@ QUICK = {"num_labeled": 40, "num_pool": 160, "num_val": 20, "pretrain_iters": 20
 # what determines a run's outputs: an output dir made with other values is refused (a rerun skips finished
 # steps, so it would mix two runs)
 SETTINGS = ("seed", "num_labeled", "num_pool", "num_val", "pos_fraction", "pretrain_iters", "teacher_iters",
-            "teacher_lr", "pu_iters", "student_iters", "student_lr", "student_start", "known_classes", "quick")
+            "teacher_lr", "pu_iters", "student_iters", "student_lr", "student_start", "known_classes", "quick",
+            "schedule_rule")
+# how the rows' iterations are set (not an option): a run of another rule holds rows of other lengths
+SCHEDULE_RULE = "the teacher's epochs of 2 * max(n_l, K) images"
 # the value a setting had in runs made before it existed (their settings.json lacks it)
-SETTINGS_BEFORE = {"pretrain_iters": 0, "student_start": "teacher"}
+SETTINGS_BEFORE = {"pretrain_iters": 0, "student_start": "teacher", "schedule_rule": "the teacher's iterations"}
 
 
 def parse_args(argv=None, description=None):
@@ -67,7 +70,9 @@ def parse_args(argv=None, description=None):
     add("--jobs", type=int, default=2,
         help="trainings and labellings that do not need each other's outputs run this many at a time, sharing "
              "the CPU threads (default: %(default)s; 1: one after another)")
-    add("--student-iters", type=int, default=None, help="iterations of each student (default: the teacher's)")
+    add("--student-iters", type=int, default=None,
+        help="iterations of a student on L alone, its 1x (default: the teacher's); a row on L and K pool images "
+             "trains as many epochs of 2 * max(n_l, K) images (pudet.data.schedule)")
     add("--student-lr", type=float, default=None, help="lr of each student (default: the teacher's)")
     add("--student-start", choices=("pretrained", "teacher"), default="pretrained",
         help="what every student starts from: the glyph-pretrained bottom-up the teacher started from, as the "
@@ -80,6 +85,7 @@ def parse_args(argv=None, description=None):
             setattr(args, name, value)
     args.student_iters = args.teacher_iters if args.student_iters is None else args.student_iters
     args.student_lr = args.teacher_lr if args.student_lr is None else args.student_lr
+    args.schedule_rule = SCHEDULE_RULE
     if args.output_dir is None:
         args.output_dir = "output/demo_quick" if args.quick else "output/demo"
     if args.jobs < 1:
@@ -122,12 +128,11 @@ class Paths:
 
     output_dir: str
     teacher: str
-    teacher_2x: str
     pu: str  # the image-level PU classifier N_pu (the paper's)
     select: str  # its selection
     pu_region: str  # the region head
     select_region: str  # its selection: U^P
-    labels: str  # one folder of pseudo-labels per selection (pool, pu, random, confidence, oracle)
+    labels: str  # one folder of pseudo-labels per selection (pool, pu, random, confidence, oracle, oracle_selection)
     select_confidence: str  # U^C
     pool_truth: str  # against the pool's hidden truth: the selections, the teacher's boxes on its negative scenes
     students: str  # one folder per row
@@ -138,7 +143,7 @@ class Paths:
         def under(*names):
             return os.path.join(output_dir, *names)
 
-        return cls(output_dir=output_dir, teacher=under("teacher"), teacher_2x=under("teacher_2x"), pu=under("pu"),
+        return cls(output_dir=output_dir, teacher=under("teacher"), pu=under("pu"),
                    select=under("pu", "select"), pu_region=under("pu_region"),
                    select_region=under("pu_region", "select"), labels=under("labels"),
                    select_confidence=under("labels", "select_confidence"), pool_truth=under("pool_truth"),

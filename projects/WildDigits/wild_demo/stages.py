@@ -11,10 +11,11 @@ from .rows import (
     PU_REGION_YAML,
     PU_YAML,
     ROWS,
-    TEACHER_2X,
     TEACHER_YAML,
     benchmark_opts,
+    pool_size,
     row_folder,
+    row_schedule,
     schedule,
     student_args,
     teacher_args,
@@ -73,29 +74,39 @@ def _label(args, paths, runner, name, *source):
 
 def stage_label(args, paths, runner):
     """The teacher pseudo-labels the whole pool (for U^C and its false alarms), U^P (each box with its region PU
-    score: box-level purification), a random U^R of K images and U^C; then, against the pool's hidden truth,
-    U^C is measured, the teacher's boxes on the negative scenes are counted and the oracle's file is written (K
-    truly positive scenes with their TRUE boxes)."""
+    score: box-level purification), a random U^R of K images and U^C. Against the pool's hidden truth
+    (``evaluate_pool_truth.py``, the only reader of it): U^C's ranking, the oracle's selection of K truly positive
+    scenes, with their TRUE boxes (the oracle row) and as a selection that the teacher labels (the
+    oracle-selection row), and the teacher's boxes on the negative scenes."""
     pool_labels = os.path.join(paths.labels, "pool", "pseudo_labels.json")
+    k = str(pool_size(args))
     runner.in_parallel(
         lambda r: _label(args, paths, r, "pool", "--dataset", POOL),
         lambda r: _label(args, paths, r, "pu", "--selection", os.path.join(paths.select_region, "selected.json"),
                          "--pu-weights", _weights(paths.pu_region)),
-        lambda r: _label(args, paths, r, "random", "--dataset", POOL, "--random", str(args.num_labeled),
-                         "--seed", str(args.seed)))
+        lambda r: _label(args, paths, r, "random", "--dataset", POOL, "--random", k, "--seed", str(args.seed)))
     runner.step("select_confidence", os.path.join(paths.select_confidence, "selected.json"), "purify_net.py",
                 "select", "--by", "teacher-confidence", "--pseudo-labels", pool_labels,
                 "--output-dir", paths.select_confidence, "--config-file", PU_YAML, *benchmark_opts(args))
-    _label(args, paths, runner, "confidence", "--selection", os.path.join(paths.select_confidence, "selected.json"))
     _evaluate_selection(args, paths, runner, "select_confidence", paths.select_confidence, "--config-file", PU_YAML,
                         *benchmark_opts(args))
+    oracle = os.path.join(paths.labels, "oracle")
+    runner.step("label_oracle", os.path.join(oracle, "diagnostics.json"), "evaluate_pool_truth.py", "oracle-labels",
+                "--dataset", POOL, "--k", k, "--seed", str(args.seed), "--output-dir", oracle,
+                "--taus", *TAUS, "--config-file", TEACHER_YAML, *benchmark_opts(args))
+    runner.in_parallel(
+        lambda r: _label(args, paths, r, "confidence", "--selection",
+                         os.path.join(paths.select_confidence, "selected.json")),
+        lambda r: _label(args, paths, r, "oracle_selection", "--selection", os.path.join(oracle, "selected.json")))
     runner.step("negative_scenes", os.path.join(paths.pool_truth, "negative_scenes.json"), "evaluate_pool_truth.py",
                 "negative-scenes", "--pseudo-labels", pool_labels, "--score-thresh", "0.5",
                 "--output-dir", paths.pool_truth, "--config-file", TEACHER_YAML, *benchmark_opts(args))
-    oracle = os.path.join(paths.labels, "oracle")
-    runner.step("label_oracle", os.path.join(oracle, "diagnostics.json"), "evaluate_pool_truth.py", "oracle-labels",
-                "--dataset", POOL, "--k", str(args.num_labeled), "--seed", str(args.seed), "--output-dir", oracle,
-                "--taus", *TAUS, "--config-file", TEACHER_YAML, *benchmark_opts(args))
+
+
+def training_cost(args, row) -> int:
+    """A row's training in plain iterations (a distilled one costs about two: the teacher's forward and the box
+    head on its proposals), to start the longest trainings first."""
+    return row_schedule(args, row).max_iter * (2 if row.distill else 1)
 
 
 def _train_student(args, paths, row, runner):
@@ -106,17 +117,11 @@ def _train_student(args, paths, row, runner):
                 *student_args(args, row, _weights(paths.teacher), paths.labels, out))
 
 
-def _train_teacher_2x(args, paths, runner):
-    runner.step(TEACHER_2X, os.path.join(paths.teacher_2x, "eval_results.json"), "train_net.py",
-                *teacher_args(args, paths.teacher_2x, 2 * args.teacher_iters))
-
-
 def stage_students(args, paths, runner):
     chosen = set(args.rows.split(","))
-    # the longest training first, so that it does not run alone at the end
-    calls = [functools.partial(_train_teacher_2x, args, paths)] if TEACHER_2X in chosen else []
-    calls += [functools.partial(_train_student, args, paths, row) for row in ROWS if row.key in chosen]
-    runner.in_parallel(*calls)
+    # the longest trainings first, so that none runs alone at the end
+    trained = sorted((row for row in ROWS if row.key in chosen), key=lambda row: -training_cost(args, row))
+    runner.in_parallel(*(functools.partial(_train_student, args, paths, row) for row in trained))
 
 
 def stage_report(args, paths, runner):

@@ -1,14 +1,18 @@
-"""Several demo runs side by side (e.g. seeds 0, 1 and 2), from the ``results.json`` each run's report wrote: a
-column per run, labelled by the settings that differ between the runs; the AP of every row and its mean; each
-run's noise; each of the paper's claims on each run and on how many it holds; the miniature's checks on each run
-and over all of them; each run's time."""
+"""Several demo runs side by side (the folds: benchmark seeds 0-4), from the ``results.json`` each run's report
+wrote: a column per run, labelled by the settings that differ between the runs; every row's AP with its mean and
+standard deviation over the folds; each verdict's paired margin on every fold, its mean and its one-sided 95%
+lower bound from the t distribution (:func:`margin_statistics`, :func:`verdict`; reusable with other rows and
+comparisons); the miniature's checks on each run and over all of them; each run's time."""
 import json
+import math
 import os
-import re
 import statistics
 
+from scipy.stats import t as student_t
 from tabulate import tabulate
 
+from .checks import SPLIT, VERDICTS, margin_of
+from .rows import ROWS
 from .settings import SETTINGS, SETTINGS_BEFORE, parse_args
 
 # settings that say how or where a run ran, not what it measured: never a column label
@@ -16,6 +20,61 @@ NOT_COMPARED = ("output_dir", "stage", "rows", "jobs", "dry_run")
 # shorter names of settings in the column labels
 SETTING_NAMES = {"known_classes": "known"}
 RUN_DEMO = ".venv/bin/python projects/WildDigits/run_demo.py"
+CONFIDENCE = 0.95  # of the one-sided bounds
+
+
+def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
+    """The ``confidence`` quantile of Student's t distribution with ``df`` degrees of freedom (scipy, which
+    scikit-learn brings): 2.920 for df 2, 2.132 for df 4."""
+    return float(student_t.ppf(confidence, df))
+
+
+def margin_statistics(margins, confidence: float = CONFIDENCE) -> dict:
+    """Paired margins over folds (None: not measured on that fold, left out): ``{"n", "mean", "std", "lower",
+    "upper"}``, ``std`` the sample standard deviation s, ``lower`` the one-sided ``confidence`` lower bound of the
+    mean margin, mean - t_{confidence, n-1} * s / sqrt(n), and ``upper`` its mirror, the lower bound of the
+    opposite margin negated. With fewer than 2 folds there is no bound (None)."""
+    found = [m for m in margins if m is not None]
+    n = len(found)
+    mean = statistics.mean(found) if found else None
+    if n < 2:
+        return {"n": n, "mean": mean, "std": None, "lower": None, "upper": None}
+    std = statistics.stdev(found)
+    half = t_quantile(n - 1, confidence) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "lower": mean - half, "upper": mean + half}
+
+
+def verdict(stats: dict) -> str:
+    """``"holds"`` where the lower bound of the margin is above 0, ``"reversed"`` where the opposite margin's is
+    (the upper bound is below 0), ``"undecided"`` otherwise; ``"needs 2 folds"`` without a bound."""
+    if stats["lower"] is None:
+        return "needs 2 folds"
+    return "holds" if stats["lower"] > 0 else "reversed" if stats["upper"] < 0 else "undecided"
+
+
+def judge(comparisons, aps) -> list:
+    """Each of ``comparisons`` (:class:`wild_demo.checks.Comparison`) over the folds' ``aps`` (``[{row key:
+    AP}]``, one per fold): ``[{"comparison", "margins" (one per fold, None where a row is missing), **margin
+    statistics, "verdict"}]``, comparisons no fold measures left out."""
+    judged = []
+    for c in comparisons:
+        margins = [margin_of(c, ap) for ap in aps]
+        if any(m is not None for m in margins):
+            stats = margin_statistics(margins)
+            judged.append({"comparison": c.name, "margins": margins, **stats, "verdict": verdict(stats)})
+    return judged
+
+
+def row_statistics(aps, keys) -> list:
+    """Each row of ``keys`` over the folds' ``aps``: ``[{"row", "AP" (one per fold), "mean", "std"}]`` (std:
+    the sample standard deviation, None with one fold)."""
+    found = []
+    for key in keys:
+        values = [ap.get(key) for ap in aps]
+        present = [v for v in values if v is not None]
+        found.append({"row": key, "AP": values, "mean": statistics.mean(present),
+                      "std": statistics.stdev(present) if len(present) > 1 else None})
+    return found
 
 
 def resume_command(folder):
@@ -69,89 +128,60 @@ def run_labels(settings):
     return labels, shared
 
 
-def row_key(row, seed):
-    """A row of a run's AP table as ``(name, thr)``, its training SEED said relative to the run's seed
-    (``Labeled only, training SEED +1 (noise)``), so that the rows of runs of other seeds match."""
-    name = re.sub(r"training SEED (\d+)", lambda m: f"training SEED +{int(m.group(1)) - seed}", row[0])
-    return name, row[2]
-
-
 def _fmt(x, spec=".1f"):
     return "-" if x is None else format(x, spec)
 
 
-def _rows_said(keys):
-    return "; ".join(name + ("" if thr == "-" else f" (thr {thr})") for name, thr in sorted(keys, key=str))
+def _pm(mean, std):
+    return _fmt(mean) + ("" if std is None else f" ± {std:.1f}")
 
 
-def ap_section(labels, runs):
-    keys = [[row_key(row, results["settings"]["seed"]) for row in results["rows"]] for _, results in runs]
-    for (folder, _), run_keys in zip(runs[1:], keys[1:]):
-        extra, missing = set(run_keys) - set(keys[0]), set(keys[0]) - set(run_keys)
+def run_aps(runs):
+    """Each run's ``{row key: AP}``; runs of other rows, and runs whose report predates the row keys, stop it."""
+    aps = []
+    for folder, results in runs:
+        if "ap" not in results:
+            raise SystemExit(f"{folder}'s results.json comes from an older report: rerun its report "
+                             f"(`{RUN_DEMO} --output-dir {folder} --stage report` with its settings)")
+        aps.append(results["ap"])
+    for (folder, _), ap in zip(runs[1:], aps[1:]):
+        extra, missing = sorted(set(ap) - set(aps[0])), sorted(set(aps[0]) - set(ap))
         if extra or missing:
             raise SystemExit(f"the runs' rows differ: {folder} " + ", and ".join(
-                ([f"has {_rows_said(extra)}, which {runs[0][0]} lacks"] if extra else [])
-                + ([f"lacks {_rows_said(missing)}, which {runs[0][0]} has"] if missing else []))
+                ([f"has {', '.join(extra)}, which {runs[0][0]} lacks"] if extra else [])
+                + ([f"lacks {', '.join(missing)}, which {runs[0][0]} has"] if missing else []))
                 + " (--rows); summarize runs of the same rows")
-    ap = [{key: row[4] for key, row in zip(run_keys, results["rows"])} for run_keys, (_, results) in zip(keys, runs)]
-    rows = [{"row": name, "thr": thr, "AP": [a[(name, thr)] for a in ap],
-             "mean": statistics.mean(a[(name, thr)] for a in ap)} for name, thr in keys[0]]
-    table = tabulate([[r["row"], r["thr"], *r["AP"], r["mean"]] for r in rows],
-                     headers=["training data", "thr", *(f"AP {label}" for label in labels), "mean"],
-                     tablefmt="github", floatfmt=".1f")
-    return {"ap": rows, "text": [table]}
+    return aps
 
 
-def noise_section(labels, runs):
-    noise = [results.get("noise", {}) for _, results in runs]
-    aps = [n.get("labeled-only AP") or [None] * 3 for n in noise]
-    spreads = [n.get("spread") for n in noise]
-    table = [[f"labeled-only AP, training SEED +{i}", *(_fmt(a[i]) for a in aps)] for i in range(3)]
-    table.append(["spread (max - min): each claim's margin must exceed it", *map(_fmt, spreads)])
-    return {"noise": [{"labeled-only AP": a, "spread": s} for a, s in zip(aps, spreads)],
-            "text": [tabulate(table, headers=["noise (same data)", *labels], tablefmt="github",
-                              disable_numparse=True)]}
+def ap_section(labels, runs, aps):
+    keys = [r.key for r in ROWS if r.key in aps[0]]
+    by_key = {r.key: r for r in ROWS}
+    stats = row_statistics(aps, keys)
+    iterations = runs[0][1].get("iterations", {})
+    table = [[by_key[s["row"]].label, _fmt(by_key[s["row"]].tau, "g") if by_key[s["row"]].tau else "-",
+              iterations.get(s["row"], "-"), *map(_fmt, s["AP"]), _pm(s["mean"], s["std"])] for s in stats]
+    return {"ap": stats, "text": [tabulate(table, headers=["training data", "thr", "iters",
+                                                           *(f"AP {label}" for label in labels), "mean ± std"],
+                                           tablefmt="github", disable_numparse=True)]}
 
 
-def _claim_cell(claim):
-    if claim is None:
-        return "-"
-    if claim["verdict"] != "holds":
-        return f"no ({claim['margin']:+.1f})"
-    spread = claim["spread"]
-    return f"holds ({claim['margin']:+.1f} > {spread or 0.0:.1f}{', noise not measured' if spread is None else ''})"
+def _judged_table(judged, labels, title):
+    table = [[j["comparison"], *(_fmt(m, "+.1f") for m in j["margins"]), _fmt(j["mean"], "+.2f"),
+              _fmt(j["std"], ".2f"), _fmt(j["lower"], "+.2f"), j["verdict"]] for j in judged]
+    return tabulate(table, headers=[title, *labels, "mean", "s", "95% lower bound", ""], tablefmt="github",
+                    disable_numparse=True)
 
 
-def _every_claim(claims, runs):
-    """The row "every claim": on each run how many claims hold, and whether every claim holds on every run (only
-    where every run measured its noise)."""
-    m = len(runs)
-    held = [sum(c["runs"][i] is not None and c["runs"][i]["verdict"] == "holds" for c in claims) for i in range(m)]
-    every_run = [c for c in claims if c["holds in"] == m]
-    all_hold = sum(h == len(claims) for h in held) if claims else 0
-    measured = all(results.get("noise", {}).get("spread") is not None for _, results in runs)
-    verdict = ("not measured" if not claims else
-               "holds" if measured and len(every_run) == len(claims) else "does not hold")
-    return {"runs": held, "all runs": f"{len(every_run)} of {len(claims)} claims hold on every run; "
-                                      f"all {len(claims)} hold on {all_hold} of {m} runs", "verdict": verdict}
-
-
-def claims_section(labels, runs):
-    per_run = [{c["claim"]: c for c in results.get("claims", [])} for _, results in runs]
-    names = list(dict.fromkeys(name for claims in per_run for name in claims))
-    claims = []
-    for name in names:
-        verdicts = [claims.get(name) for claims in per_run]
-        claims.append({"claim": name, "runs": verdicts,
-                       "holds in": sum(c is not None and c["verdict"] == "holds" for c in verdicts)})
-    every = _every_claim(claims, runs)
-    m = len(runs)
-    table = [[c["claim"], *map(_claim_cell, c["runs"]), f"holds in {c['holds in']} of {m}"] for c in claims]
-    table.append(["every claim", *(f"{h} of {len(claims)} hold" for h in every["runs"]),
-                  f"{every['all runs']}: {every['verdict']}"])
-    return {"claims": claims, "every claim": every,
-            "text": [tabulate(table, headers=["the paper's claim (margin > noise spread)", *labels, "all runs"],
-                              tablefmt="github")]}
+def verdicts_section(labels, aps):
+    """Each verdict and each part of the split of U^P's loss against the oracle, over the folds."""
+    verdicts, split = judge(VERDICTS, aps), judge(SPLIT, aps)
+    rule = (f"margin: AP of the first row minus the second's on each fold; the bound: mean - t_0.95,n-1 * s / "
+            f"sqrt(n) over the n = {len(aps)} folds; holds: the bound is above 0; reversed: the opposite margin's "
+            "bound is above 0; else undecided")
+    return {"verdicts": verdicts, "split": split,
+            "text": [rule, _judged_table(verdicts, labels, "verdict (margin per fold)"),
+                     _judged_table(split, labels, "U^P's loss against the oracle, split (margin per fold)")]}
 
 
 def checks_section(labels, runs):
@@ -184,21 +214,26 @@ def time_section(labels, runs):
     times = [results.get("time", {}) for _, results in runs]
     total = [None if t.get("total") is None else t["total"] / 60 for t in times]
     per_iter = [t.get("teacher seconds/iteration") for t in times]
+    iterations = [t.get("total in teacher iterations") for t in times]
     table = [["time of every step (min)", *map(_fmt, total)],
-             ["the teacher's seconds per iteration (the machine's yardstick)", *(_fmt(s, ".3f") for s in per_iter)]]
-    return {"time": [{"minutes": a, "teacher seconds/iteration": b} for a, b in zip(total, per_iter)],
+             ["the teacher's seconds per iteration (the machine's yardstick)", *(_fmt(s, ".3f") for s in per_iter)],
+             ["time in teacher iterations (wall seconds / yardstick)", *(_fmt(i, ".0f") for i in iterations)]]
+    return {"time": [{"minutes": a, "teacher seconds/iteration": b, "teacher iterations": c}
+                     for a, b, c in zip(total, per_iter, iterations)],
             "text": [tabulate(table, headers=["time", *labels], tablefmt="github", disable_numparse=True)]}
 
 
 def summarize(runs):
-    """The summary of ``runs`` (``[(name, results)]``, ``results`` as a run's ``results.json``): a dict of the
-    runs' labels and shared settings, the tables' data (``ap``, ``noise``, ``claims``, ``every claim``,
-    ``checks``, ``time``) and ``text`` (the lines to print). Runs whose rows differ stop it, naming the rows."""
+    """The summary of ``runs`` (``[(name, results)]``, ``results`` as a run's ``results.json``; one run a fold): a
+    dict of the runs' labels and shared settings, the tables' data (``ap``: each row's mean ± std; ``verdicts``
+    and ``split``: the margins with their statistics and verdict words; ``checks``; ``time``) and ``text`` (the
+    lines to print). Runs whose rows differ stop it, naming the rows."""
     labels, shared = run_labels([results["settings"] for _, results in runs])
+    aps = run_aps(runs)
     summary = {"runs": [{"folder": name, "label": label} for (name, _), label in zip(runs, labels)],
                "shared settings": shared}
-    sections = [ap_section(labels, runs), noise_section(labels, runs), claims_section(labels, runs),
-                checks_section(labels, runs), time_section(labels, runs)]
+    sections = [ap_section(labels, runs, aps), verdicts_section(labels, aps), checks_section(labels, runs),
+                time_section(labels, runs)]
     runs_line = "runs: " + "; ".join(f"{label}: {name}" for (name, _), label in zip(runs, labels))
     shared_line = "settings of every run: " + ", ".join(_setting_text(n, v) for n, v in shared.items())
     summary["text"] = [runs_line, shared_line] + [line for s in sections for line in s["text"]]

@@ -19,6 +19,7 @@ def add_pudet_config(cfg):
     _add_self_distill_config(cfg)
     _add_pseudo_label_config(cfg)
     _add_coco_format_config(cfg)
+    _add_model_ema_config(cfg)
     return cfg
 
 
@@ -222,6 +223,16 @@ def _add_coco_format_config(cfg):
     cfg.DATASETS.COCO_FORMAT = ()
 
 
+def _add_model_ema_config(cfg):
+    """The moving average of a detector's weights (pudet.engine.ema.WeightEMA, as d2go names its keys)."""
+    cfg.MODEL_EMA = CN()
+    # train_net.py's detectors (teachers and students) keep an exponential moving average of their weights, which
+    # becomes the final model (its evaluation, model_final.pth, the exported student)
+    cfg.MODEL_EMA.ENABLED = False
+    # the average's decay per iteration: its time constant is 1 / (1 - DECAY) iterations
+    cfg.MODEL_EMA.DECAY = 0.99
+
+
 def get_pudet_cfg(config_file: str = "", opts=()) -> CN:
     """detectron2's default config with pudet's keys (:func:`add_pudet_config`), ``config_file`` merged when
     given, then ``opts`` (``KEY VALUE`` pairs, as on a tool's command line). Not frozen; registers nothing."""
@@ -264,9 +275,9 @@ def check_choices(cfg, config_file: str = "") -> None:
 
 def check_config(cfg, config_file: str = "", dataset_keys=DATASET_KEYS) -> None:
     """Raises ValueError naming the key, its value and ``config_file`` for values that would otherwise be taken
-    silently or fail only after training: ``PU.PRIOR`` other than -1 or a fraction in (0, 1), a key of
-    :data:`CHOICES` holding another name (:func:`check_choices`), and a dataset name under one of
-    ``dataset_keys`` that is not registered. Run it after the datasets are registered
+    silently or fail only after training: ``PU.PRIOR`` other than -1 or a fraction in (0, 1), ``MODEL_EMA.DECAY``
+    outside [0, 1), a key of :data:`CHOICES` holding another name (:func:`check_choices`), and a dataset name under
+    one of ``dataset_keys`` that is not registered. Run it after the datasets are registered
     (:func:`pudet.data.register_datasets`, and the PU splits where ``DATASETS.TEST`` names them)."""
     import difflib
 
@@ -277,6 +288,8 @@ def check_config(cfg, config_file: str = "", dataset_keys=DATASET_KEYS) -> None:
     if prior != -1 and not 0 < prior < 1:
         raise ValueError(f"PU.PRIOR = {prior}{where}: give the class prior as a fraction in (0, 1), or -1 to "
                          "estimate it")
+    if not 0 <= cfg.MODEL_EMA.DECAY < 1:
+        raise ValueError(f"MODEL_EMA.DECAY = {cfg.MODEL_EMA.DECAY}{where}: give a decay in [0, 1)")
     check_choices(cfg, config_file)
     registered = DatasetCatalog.list()
     for key in dataset_keys:

@@ -118,10 +118,11 @@ def test_gpu_check_and_overrides_fail_before_anything_runs(tmp_path):
 # the steps' overrides and the output guard, with a stand-in for the tools ------------------------------------
 
 FAKE_PYTHON = """#!{python}
-# records each tool command (one JSON line) and writes the file that marks its step done; runs python -c itself
+# records each tool command (one JSON line) and writes the file that marks its step done; runs python -c and -m
+# itself
 import json, os, sys
 argv = sys.argv[1:]
-if argv[0] == "-c":
+if argv[0] in ("-c", "-m"):
     os.execv({python!r}, [{python!r}, *argv])
 with open({log!r}, "a") as f:
     f.write(json.dumps(argv) + "\\n")
@@ -178,7 +179,7 @@ def test_each_step_gets_its_own_overrides_and_the_student_its_epoch(tmp_path, fa
     per_epoch = math.ceil(2 * 118287 / 16)
     assert _value(student, "SOLVER.IMS_PER_BATCH") == "16"
     assert _value(student, "SOLVER.MAX_ITER") == str(12 * per_epoch)
-    assert _value(student, "SOLVER.STEPS") == f"({8 * per_epoch}, {11 * per_epoch})"
+    assert _value(student, "SOLVER.STEPS") == f"({8 * per_epoch},{11 * per_epoch})"
     assert "--resume" in teacher and "--resume" in student and "--resume" not in select + label
 
     # the same again: every step is done; other student settings: refused, nothing run

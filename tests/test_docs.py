@@ -210,7 +210,7 @@ def test_every_repository_path_in_the_docs_exists(docs):
 # the files the tools write, each with a source that names it (checked below), and the folders below an OUTPUT_DIR
 # they write into (purify_net.py's defaults for select and label)
 PRODUCED_FILES = {
-    "model_final.pth": "pudet/engine/trainers.py", "model_final_student.pth": "pudet/engine/trainers.py",
+    "model_final.pth": "pudet/compat/trainer.py", "model_final_student.pth": "pudet/engine/trainers.py",
     "pseudo_labels.json": "tools/purify_net.py", "selected.json": "tools/purify_net.py",
     "report.md": "tools/gpu_check.sh", "results.md": "projects/WildDigits/wild_demo/report.py",
     "gallery.png": "tools/visualize_pseudo_labels.py", "logs": "projects/WildDigits/wild_demo/runner.py",
@@ -243,7 +243,8 @@ def test_every_output_path_in_the_docs_is_produced(docs):
                 _parser_of(lambda: load_script("tools", "submit.py").parse_args([])).get_default("log_dir"),
                 os.path.dirname(re.search(r"REPORT=\$\{1:-(\S+)\}", _read("tools/gpu_check.sh")).group(1))}
     written |= {re.search(r"OUTPUT_ROOT=\$\{OUTPUT_ROOT:-(\S+)\}", _read("projects/COCO-ImageNet/common.sh")).group(1)}
-    written |= {re.search(r"^DEMO_OUT \?= (\S+)", _read("Makefile"), flags=re.M).group(1) + s for s in ("_s1", "_s2")}
+    demo_out = re.search(r"^DEMO_OUT \?= (\S+)", _read("Makefile"), flags=re.M).group(1)
+    written |= {f"{demo_out}_s{seed}" for seed in range(1, 5)}
     pattern = re.compile(r"(?<![\w/.-])(output/[\w./-]*[\w/])")
     found = {(doc, p) for doc, text in docs.items() for p in pattern.findall(text)}
     assert len(found) > 30

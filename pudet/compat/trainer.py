@@ -84,12 +84,19 @@ class DefaultTrainer(_DefaultTrainer):
       a kill left none;
     * ``train()`` returning the final evaluation's results (``{}`` where none ran), as its docstring says;
       detectron2 returns them only when ``TEST.EXPECTED_RESULTS`` is set;
-    * the hooks of the classmethod :meth:`build_extra_hooks` after detectron2's;
+    * the hooks of the classmethod :meth:`build_first_hooks` before detectron2's, and those of
+      :meth:`build_extra_hooks` after them;
     * the inner trainer's state (the optimizer's momentum) in its checkpoints: detectron2 main saves it under
       ``_trainer``; on v0.6, whose trainer saves only the iteration and the hooks' state, this class does.
 
     Subclasses override ``build_*`` classmethods only.
     """
+
+    @classmethod
+    def build_first_hooks(cls, cfg):
+        """Hooks to run before detectron2's default ones (none): each step, they run before its checkpoint and
+        evaluation."""
+        return []
 
     @classmethod
     def build_extra_hooks(cls, cfg):
@@ -99,7 +106,8 @@ class DefaultTrainer(_DefaultTrainer):
     def build_hooks(self):
         c = self.checkpointer
         self.checkpointer = AtomicCheckpointer(c.model, c.save_dir, save_to_disk=c.save_to_disk, **c.checkpointables)
-        return super().build_hooks() + [_SaveFinalIfMissing(), *self.build_extra_hooks(self.cfg)]
+        return [*self.build_first_hooks(self.cfg), *super().build_hooks(), _SaveFinalIfMissing(),
+                *self.build_extra_hooks(self.cfg)]
 
     def train(self):
         super().train()

@@ -14,6 +14,7 @@ from ..evaluation import build_evaluator
 from ..evaluation.pu import PUEvaluator
 from ..modeling.export import save_student, student_state_dict
 from ..modeling.pu_classifier import load_detector_backbone
+from .ema import WeightEMA
 
 __all__ = ["DetectionTrainer", "PUTrainer", "ExportStudent"]
 
@@ -47,7 +48,8 @@ class DetectionTrainer(DefaultTrainer):
     """detectron2's trainer with pudet's evaluators (COCO on any detectron2 build, pool hidden truth); it
     trains on L and the pseudo-labelled datasets when ``DATASETS.TRAIN_PSEUDO`` is set
     (:func:`~pudet.data.build.build_expanded_train_loader`), and for a ``SelfDistillRCNN`` it also exports the
-    final student as a plain checkpoint (:class:`ExportStudent`)."""
+    final student as a plain checkpoint (:class:`ExportStudent`). With ``MODEL_EMA.ENABLED``, the final model is
+    the moving average of its weights (:class:`~pudet.engine.ema.WeightEMA`)."""
 
     @classmethod
     def build_train_loader(cls, cfg):
@@ -58,6 +60,10 @@ class DetectionTrainer(DefaultTrainer):
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         return build_evaluator(cfg, dataset_name, output_folder)
+
+    @classmethod
+    def build_first_hooks(cls, cfg):
+        return [WeightEMA(cfg.MODEL_EMA.DECAY)] if cfg.MODEL_EMA.ENABLED else []
 
     @classmethod
     def build_extra_hooks(cls, cfg):

@@ -1,6 +1,6 @@
 """The COCOeval that detectron2's ``COCOEvaluator`` runs as its fast implementation on a build without
 ``detectron2._C``: faster-coco-eval's C++ ``COCOeval_faster`` (the same numbers as pycocotools' Python
-``COCOeval``, several times faster: ``tools/benchmark_coco_eval.py``)."""
+``COCOeval``; its speed: ``tools/benchmark_coco_eval.py``)."""
 from faster_coco_eval import COCOeval_faster
 
 __all__ = ["FasterCOCOeval"]

@@ -46,8 +46,8 @@ class Unreadable(NamedTuple):
 def default_inference_workers(cfg) -> int:
     """The loader workers of ``purify_net.py select`` by default: ``DATALOADER.NUM_WORKERS``, but none for a
     model on the CPU (``MODEL.DEVICE``) of a machine of at most 2 cores, where workers decoding images take the
-    cores from the forward's threads (measured with ``tools/benchmark.py select``; ``label``, whose forward is
-    heavier per image, was not faster without them and keeps ``DATALOADER.NUM_WORKERS``)."""
+    cores from the forward's threads (``label``, whose forward is heavier per image, keeps
+    ``DATALOADER.NUM_WORKERS``; why: BENCHMARKS.md, Design notes)."""
     if cfg.MODEL.DEVICE.startswith("cpu") and (os.cpu_count() or 1) <= 2:
         return 0
     return cfg.DATALOADER.NUM_WORKERS

@@ -72,7 +72,7 @@ def read_image_safely(path: str, image_format: str = "BGR", max_pixels: int = 64
 
 def _from_rgb(array: np.ndarray, image_format: str) -> np.ndarray:
     """An (H, W, 3) RGB array in ``image_format`` ("BGR": OpenCV's channel swap, the same array as
-    ``array[:, :, ::-1].copy()``, four times faster)."""
+    ``array[:, :, ::-1].copy()``)."""
     return cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if image_format == "BGR" else array
 
 

@@ -240,7 +240,7 @@ def train_region_head(positive: Bags, unlabeled: Bags, *, risk: str, prior: floa
     s = schedule or HeadSchedule()
     gen = torch.Generator().manual_seed(s.seed)
     torch.manual_seed(s.seed)
-    # float32 and standardised once (float16 arithmetic and gathers are many times slower on CPU); the
+    # float32 and standardised once (float16 arithmetic and gathers are slow on CPU); the
     # steps then feed the head's scorer directly
     in_dim = s.last_columns or positive.features.shape[-1]
     head = RegionPUHead(in_dim, s.hidden_dim, s.last_columns)

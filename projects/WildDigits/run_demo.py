@@ -59,10 +59,10 @@ def main(argv=None):
         os.makedirs(paths.logs, exist_ok=True)
     runner = Runner(paths.logs, jobs=args.jobs, dry_run=args.dry_run)
     start = time.time()
-    stages = [args.stage] if args.stage else list(STAGES)
+    stages = [args.stage] if args.stage else list(STAGES[args.table])
     for name in stages:
         print(f"== stage {name}", flush=True)
-        STAGES[name](args, paths, runner.for_stage(name))
+        STAGES[args.table][name](args, paths, runner.for_stage(name))
     print(done_line(args, stages, time.time() - start))
 
 

@@ -164,7 +164,8 @@ class Paths:
         def under(*names):
             return os.path.join(output_dir, *names)
 
-        return cls(output_dir=output_dir, teacher=under("teacher"), large_teacher=under("large_teacher"), pu=under("pu"),
+        return cls(output_dir=output_dir, teacher=under("teacher"), large_teacher=under("large_teacher"),
+                   pu=under("pu"),
                    select=under("pu", "select"), pu_region=under("pu_region"),
                    select_region=under("pu_region", "select"), labels=under("labels"),
                    select_confidence=under("labels", "select_confidence"), pool_truth=under("pool_truth"),

@@ -191,7 +191,8 @@ def verdicts_section(labels, aps):
 def table3_steps_section(labels, aps):
     """Each step of Table 3 over the folds, judged as the verdicts are."""
     steps = judge(TABLE3_STEPS, aps)
-    return {"verdicts": steps, "text": [_rule(len(aps)), _judged_table(steps, labels, "step of Table 3 (margin per fold)")]}
+    return {"verdicts": steps,
+            "text": [_rule(len(aps)), _judged_table(steps, labels, "step of Table 3 (margin per fold)")]}
 
 
 def checks_section(labels, runs):

@@ -239,12 +239,13 @@ def test_every_output_path_in_the_docs_is_produced(docs):
     output_option = re.compile(r"(?:OUTPUT_DIR:?|--output-dir|--output|DEMO_OUT=|OUTPUT_ROOT=)\s*\"?([^\s\"`]+)")
     for text in docs.values():  # in commands, inline code and the yaml the docs show
         written |= set(output_option.findall(text))
-    written |= {demo_settings.parse_args([]).output_dir, demo_settings.parse_args(["--quick"]).output_dir,
+    written |= {demo_settings.parse_args(table).output_dir for table in ([], ["--table", "3"])}
+    written |= {demo_settings.parse_args(["--quick"]).output_dir,
                 _parser_of(lambda: load_script("tools", "submit.py").parse_args([])).get_default("log_dir"),
                 os.path.dirname(re.search(r"REPORT=\$\{1:-(\S+)\}", _read("tools/gpu_check.sh")).group(1))}
     written |= {re.search(r"OUTPUT_ROOT=\$\{OUTPUT_ROOT:-(\S+)\}", _read("projects/COCO-ImageNet/common.sh")).group(1)}
     demo_out = re.search(r"^DEMO_OUT \?= (\S+)", _read("Makefile"), flags=re.M).group(1)
-    written |= {f"{demo_out}_s{seed}" for seed in range(1, 5)}
+    written |= {f"{demo_out}{table}_s{seed}" for seed in range(1, 5) for table in ("", "_table3")}
     pattern = re.compile(r"(?<![\w/.-])(output/[\w./-]*[\w/])")
     found = {(doc, p) for doc, text in docs.items() for p in pattern.findall(text)}
     assert len(found) > 30

@@ -150,7 +150,7 @@ def test_the_last_line_names_only_what_the_run_made(tmp_path):
     line = report.done_line(args, ["teacher"], 90.0)
     assert line.startswith("Done in 1.5 min: stage teacher;") and "results.md" not in line
     (tmp_path / "gallery.png").write_bytes(b"png")
-    line = report.done_line(args, list(stages.STAGES), 600.0)
+    line = report.done_line(args, list(stages.STAGES[1]), 600.0)
     assert "results.md and results.json; gallery.png beside them" in line and "score_histogram" not in line
 
 
@@ -494,3 +494,127 @@ def test_report_of_a_run_without_the_pool_stages(tmp_path):
         text = f.read()
     assert "against the pool's truth: not measured" in text and "pool_truth/select/selection.json is missing" in text
     assert not os.path.exists(os.path.join(str(tmp_path), "gallery.png"))
+
+
+def test_table3_options_and_rows(capsys):
+    args = settings.parse_args(["--table", "3"])
+    assert (args.output_dir, settings.parse_args(["--table", "3", "--quick"]).output_dir) == (
+        "output/demo_table3", "output/demo_table3_quick")
+    assert args.rows.split(",") == [r.key for r in rows.TABLE3_ROWS] == [
+        "large_teacher", "baseline", "large_hint", "large_hint_kdc", "large_all", "large_eq15", "same_hint",
+        "same_hint_kdc", "same_all", "same_eq15"]
+    # Table 1's rows, stages and start are not Table 3's
+    for argv, message in ((["--rows", "sd"], "Table 3's rows are"), (["--stage", "pu"], "Table 3's stages are"),
+                          (["--student-start", "teacher"], "--student-start pretrained")):
+        with pytest.raises(SystemExit):
+            settings.parse_args(["--table", "3", *argv])
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        settings.parse_args(["--stage", "large_teacher"])
+    assert "Table 1's stages are" in capsys.readouterr().err
+    # a run made before --table existed made Table 1
+    assert settings.SETTINGS_BEFORE["table"] == 1 and "table" in settings.SETTINGS
+
+
+def test_table3_dry_run_lists_the_two_teachers_and_the_eight_distilled_rows(demo, tmp_path, capsys):
+    out = str(tmp_path / "t3")
+    demo.main(["--table", "3", "--dry-run", "--output-dir", out])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == "Dry run: stage teacher, large_teacher, students, report listed; nothing ran"
+    commands = [shlex.split(line) for line in printed if not line.startswith(("==", "Dry run"))]
+    assert len(commands) == 10 and all(os.path.basename(c[c.index("--resume") - 1]) == "train_net.py"
+                                       for c in commands)
+
+    def overrides(words):
+        i = words.index("--config-file")
+        return words[i + 1], dict(zip(words[i + 2::2], words[i + 3::2]))
+
+    (teacher_yaml, teacher), (large_yaml, large) = map(overrides, commands[:2])
+    assert (teacher_yaml, large_yaml) == (rows.TEACHER_YAML, rows.LARGE_TEACHER_YAML)
+    # the two teachers train alike, each from its own architecture's glyph pretraining
+    assert {k: v for k, v in large.items() if k != "OUTPUT_DIR"} == {k: v for k, v in teacher.items()
+                                                                      if k != "OUTPUT_DIR"}
+    assert (teacher["OUTPUT_DIR"], large["OUTPUT_DIR"]) == (f"{out}/teacher", f"{out}/large_teacher")
+    assert (large["SOLVER.MAX_ITER"], large["WILD_DIGITS.PRETRAIN.ENABLED"]) == ("500", "True")
+    # the students, the larger teacher's first: each the teacher's schedule from the glyph-pretrained R18h, and
+    # only the keys of its row differ
+    students = [overrides(c) for c in commands[2:]]
+    assert {yaml_ for yaml_, _ in students} == {rows.STUDENT_YAML}
+    by_row = {o["OUTPUT_DIR"].split("/")[-1]: o for _, o in students}
+    assert list(by_row) == ["large_hint", "large_hint_kdc", "large_all", "large_eq15", "same_hint", "same_hint_kdc",
+                            "same_all", "same_eq15"]
+    common = {"SOLVER.MAX_ITER": "500", "SOLVER.STEPS": "(400,)", "SOLVER.BASE_LR": "0.04", "MODEL.WEIGHTS": "",
+              "WILD_DIGITS.PRETRAIN.ENABLED": "True"}
+    distill = ("MODEL.PUDET.TEACHER_CONFIG", "MODEL.PUDET.TEACHER_WEIGHTS", "MODEL.PUDET.KDC_ON",
+               "MODEL.PUDET.KDR_ON", "MODEL.PUDET.KDR_MODE", "MODEL.PUDET.KDR_NORMALIZER")
+    terms = {"hint": {"MODEL.PUDET.KDC_ON": "False", "MODEL.PUDET.KDR_ON": "False"},
+             "hint_kdc": {"MODEL.PUDET.KDR_ON": "False"}, "all": {},
+             "eq15": {"MODEL.PUDET.KDR_MODE": "min", "MODEL.PUDET.KDR_NORMALIZER": "foreground"}}
+    teachers = {"large": {"MODEL.PUDET.TEACHER_CONFIG": f"{out}/large_teacher/config.yaml",
+                          "MODEL.PUDET.TEACHER_WEIGHTS": f"{out}/large_teacher/model_final.pth"},
+                "same": {"MODEL.PUDET.TEACHER_WEIGHTS": f"{out}/teacher/model_final.pth"}}
+    for key, o in by_row.items():
+        setting, term = key.split("_", 1)
+        assert {k: o[k] for k in common} == common
+        assert {k: v for k, v in o.items() if k in distill} == {**teachers[setting], **terms[term]}
+    # every other key is the same in every row
+    rest = [{k: v for k, v in o.items() if k not in distill and k != "OUTPUT_DIR"} for o in by_row.values()]
+    assert all(r == rest[0] for r in rest)
+
+
+def test_table3_steps_and_check():
+    ap = {"large_teacher": 44.06, "baseline": 41.0, "large_hint": 41.5, "large_hint_kdc": 42.25, "large_all": 42.0,
+          "large_eq15": 40.0, "same_hint": 40.5, "same_hint_kdc": 41.75, "same_all": 42.5, "same_eq15": 41.0}
+    margins = {c.name: checks.margin_of(c, ap) for c in checks.TABLE3_STEPS}
+    assert margins == pytest.approx({
+        "(i) larger teacher: + hint > the student alone": 0.5,
+        "(i) larger teacher: + L_kdc > + hint": 0.75,
+        "(i) larger teacher: + L_kdr > + L_kdc": -0.25,
+        "(i) larger teacher: + L_kdr as Eq. 15 reads > + L_kdc": -2.25,
+        "(i) larger teacher: the default L_kdr > Eq. 15's": 2.0,
+        "(i) larger teacher: all three terms > the student alone": 1.0,
+        "(ii) the same size: + hint > the teacher": -0.5,
+        "(ii) the same size: + L_kdc > + hint": 1.25,
+        "(ii) the same size: + L_kdr > + L_kdc": 0.75,
+        "(ii) the same size: + L_kdr as Eq. 15 reads > + L_kdc": -0.75,
+        "(ii) the same size: the default L_kdr > Eq. 15's": 1.5,
+        "(ii) the same size: all three terms > the teacher": 1.5,
+    })
+    # the larger teacher must be >= 3 AP above the student alone, judged as printed (44.1 - 41.0)
+    (found,) = checks.check_table3(ap)
+    assert (found["measured"], found["value"], found["verdict"]) == ("AP 44.1: +3.1", 3.1, "holds")
+    assert checks.check_table3({**ap, "large_teacher": 43.9})[0]["verdict"] == "does not hold"
+    assert checks.check_table3({"baseline": 41.0})[0]["verdict"] == "not measured"
+
+
+def test_table3_report(tmp_path, capsys):
+    args = settings.parse_args(["--table", "3", "--output-dir", str(tmp_path)])
+    p = Paths.of(args.output_dir)
+    bbox = {"AP": 40.0, "AP50": 60.0, "AP75": 42.0, "APs": 41.0, "APm": 30.0}
+    write(os.path.join(p.teacher, "eval_results.json"), {"bbox": bbox})
+    write(os.path.join(p.large_teacher, "eval_results.json"), {"bbox": {**bbox, "AP": 44.0}})
+    for row, ap in (("large_hint", 41.0), ("same_hint", 40.5)):
+        write(os.path.join(p.students, row, "eval_results.json"), {"bbox": {**bbox, "AP": ap}})
+    for folder, seconds in ((p.teacher, 0.2), (p.large_teacher, 0.26)):
+        with open(os.path.join(folder, "metrics.json"), "w") as f:
+            f.write("\n".join(json.dumps({"iteration": i, "time": seconds}) for i in (19, 39)))
+    os.makedirs(p.logs)
+    for step, stage, start, end in (("teacher", "teacher", 0, 100), ("large_teacher", "large_teacher", 100, 230),
+                                    ("student_large_hint", "students", 230, 430)):
+        write(os.path.join(p.logs, f"{step}.time.json"), {"stage": stage, "seconds": end - start, "start": start,
+                                                           "end": end})
+    demo_stages = stages.STAGES[3]
+    demo_stages["report"](args, p, Runner(p.logs, stage="report"))
+    with open(os.path.join(str(tmp_path), "results.json")) as f:
+        results = json.load(f)
+    assert results["ap"] == {"large_teacher": 44.0, "baseline": 40.0, "large_hint": 41.0, "same_hint": 40.5}
+    assert results["iterations"] == {"large_teacher": 500, "baseline": 500, "large_hint": 500, "same_hint": 500}
+    assert [(m["comparison"], m["margin"]) for m in results["margins"]] == [
+        ("(i) larger teacher: + hint > the student alone", 1.0), ("(ii) the same size: + hint > the teacher", 0.5)]
+    assert results["time"]["stages"] == {"teacher": 100, "large_teacher": 130, "students": 200}
+    assert results["time"]["total in teacher iterations"] == pytest.approx(430 / 0.2)
+    assert results["time"]["larger teacher / teacher per iteration"] == pytest.approx(1.3)
+    assert [(c["value"], c["verdict"]) for c in results["checks"]] == [(4.0, "holds")]
+    text = capsys.readouterr().out
+    assert "the larger teacher's seconds per iteration: 0.260, 1.30x the benchmark teacher's" in text
+    assert "| (i) R18h student <- R34h teacher: + hint" in text

@@ -163,6 +163,27 @@ def test_teacher_errors(teacher_r34, tmp_path):
         _student((cfg_file, three), "MODEL.ROI_HEADS.NUM_CLASSES", "3")
 
 
+def test_teacher_of_table3_from_the_config_its_training_dumped(tmp_path):
+    """The demo's Table 3 distils from its larger teacher (configs/WildDigits/faster_rcnn_R34_FPN_teacher.yaml)
+    through the config.yaml its training wrote (the command line's keys applied): a half-width ResNet-34 under the
+    student's 32-channel FPN, its 3 classes read from that file, the adapters 32 -> 32 channels, the identity."""
+    cfg = _cfg(os.path.join(WD_CONFIGS, "faster_rcnn_R34_FPN_teacher.yaml"), "MODEL.ROI_HEADS.NUM_CLASSES", "3",
+               "WILD_DIGITS.PRETRAIN.ENABLED", "False")
+    dumped = tmp_path / "config.yaml"
+    dumped.write_text(cfg.dump())  # as detectron2's default_setup writes it into OUTPUT_DIR
+    weights = _save_detector(str(dumped), str(tmp_path / "model_final.pth"), seed=1)
+    model = _student((str(dumped), weights), "MODEL.ROI_HEADS.NUM_CLASSES", "3")
+    blocks = [len(getattr(model.teacher.backbone.bottom_up, f"res{i}")) for i in range(2, 6)]
+    assert blocks == [3, 4, 6, 3] and model.teacher.roi_heads.num_classes == 3
+    assert [len(getattr(model.backbone.bottom_up, f"res{i}")) for i in range(2, 6)] == [2, 2, 2, 2]
+    assert {(a.in_channels, a.out_channels) for a in model.adapters.values()} == {(32, 32)}
+    assert torch.equal(model.adapters["p2"].weight[:, :, 1, 1], torch.eye(32))
+    model.train()
+    with EventStorage():
+        losses = model(_batch())
+    assert {"loss_hint", "loss_kdc", "loss_kdr"} <= set(losses) and all(torch.isfinite(v) for v in losses.values())
+
+
 def _train_args(tiny_root, out, teacher, *extra, opts=()):
     cfg_file, weights = teacher
     opts = [

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from wild_demo import summary as summ
-from wild_demo.checks import CHECKS, Comparison
+from wild_demo.checks import CHECKS, Comparison, check_table3
 from wild_demo.settings import check_settings, parse_args
 
 from .helpers import load_script
@@ -195,3 +195,53 @@ def test_main_prints_and_writes_markdown_and_data(tmp_path, capsys):
     assert [c["verdict"] for c in data["checks"]] == ["reported", "does not hold"]
     assert [v["verdict"] for v in data["verdicts"]] == ["holds", "holds", "undecided", "reversed"]
     assert [r["folder"] for r in data["runs"]] == folders and "text" not in data
+
+
+def table3_folds():
+    """Five folds of Table 3 (seeds 0-4) with some of its rows. (i) + hint - the student alone: 0.5, -0.5, 1, -1,
+    0 (undecided); (ii) the default L_kdr - Eq. 15's: 1, 2, 3, 2, 2 (holds); (ii) all three terms - the teacher:
+    -1, -2, -1.5, -1, -1.5 (reversed). The larger teacher is 4 above the student alone on every fold."""
+    baseline = [40.0, 41.0, 39.0, 40.0, 42.0]
+    rows = {"large_teacher": [b + 4 for b in baseline], "baseline": baseline,
+            "large_hint": [b + m for b, m in zip(baseline, (0.5, -0.5, 1.0, -1.0, 0.0))],
+            "same_all": [b + m for b, m in zip(baseline, (-1.0, -2.0, -1.5, -1.0, -1.5))]}
+    rows["same_eq15"] = [a - m for a, m in zip(rows["same_all"], (1.0, 2.0, 3.0, 2.0, 2.0))]
+    folds = []
+    for seed in range(5):
+        ap = {k: v[seed] for k, v in rows.items()}
+        folds.append((f"output/demo_table3_s{seed}", {
+            "settings": settings(seed, table=3, rows=",".join(rows), output_dir=f"output/demo_table3_s{seed}"),
+            "ap": ap, "iterations": {k: 500 for k in rows}, "checks": check_table3(ap),
+            "time": {"teacher seconds/iteration": 0.2, "stages": {}, "total": 6000.0,
+                     "total in teacher iterations": 30000.0, "untimed steps": [],
+                     "larger teacher seconds/iteration": 0.26, "larger teacher / teacher per iteration": 1.3}}))
+    return folds
+
+
+def test_summary_of_five_folds_of_table3():
+    s = summ.summarize(table3_folds())
+    assert s["shared settings"]["table"] == 3
+    ap = {r["row"]: (r["mean"], r["std"]) for r in s["ap"]}
+    assert list(ap) == ["large_teacher", "baseline", "large_hint", "same_all", "same_eq15"]
+    assert ap["baseline"] == (pytest.approx(40.4), pytest.approx(1.140175, abs=1e-6))
+    steps = {v["comparison"]: v for v in s["verdicts"]}
+    assert list(steps) == ["(i) larger teacher: + hint > the student alone",
+                           "(ii) the same size: the default L_kdr > Eq. 15's",
+                           "(ii) the same size: all three terms > the teacher"]  # the steps these rows measure
+    hint, kdr, three = steps.values()
+    assert hint["margins"] == pytest.approx([0.5, -0.5, 1.0, -1.0, 0.0]) and hint["verdict"] == "undecided"
+    assert (hint["mean"], hint["std"]) == (pytest.approx(0.0, abs=1e-12), pytest.approx(0.790569, abs=1e-6))
+    assert kdr["lower"] == pytest.approx(2.0 - T_4 * 0.707107 / 5 ** 0.5, abs=1e-5) and kdr["verdict"] == "holds"
+    assert three["upper"] == pytest.approx(-1.4 + T_4 * 0.418330 / 5 ** 0.5, abs=1e-5)
+    assert three["verdict"] == "reversed"
+    assert "split" not in s
+    assert [(c["all runs"], c["verdict"]) for c in s["checks"]] == [("holds in 5 of 5 runs", "holds")]
+    text = "\n".join(s["text"])
+    assert cells(text, "(ii) R18h <- R18h (the same size): + hint + L_kdc + L_kdr as Eq. 15 reads") == [
+        "-", "500", "38.0", "37.0", "34.5", "37.0", "38.5", "37.0 ± 1.5"]
+    assert cells(text, "(ii) the same size: the default") == ["+1.0", "+2.0", "+3.0", "+2.0", "+2.0", "+2.00",
+                                                              "0.71", "+1.33", "holds"]
+    assert cells(text, "the larger teacher's seconds per iteration") == ["1.30"] * 5
+    # folds of Table 1 and Table 3 are not one table
+    with pytest.raises(SystemExit, match="the runs' rows differ"):
+        summ.summarize([three_seeds()[0], *table3_folds()[1:]])

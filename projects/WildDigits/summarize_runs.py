@@ -15,7 +15,8 @@ the split of U^P's loss against the oracle into selection and labels, judged the
 on each run and over all of them (one with a pass mark holds only where it holds on every run); each run's time,
 the teacher's seconds per iteration (the machine's yardstick) and the time in teacher iterations. ``--output F``
 also writes the text as markdown to F and the summary as data beside it (F's name with ``.json``). Runs whose rows
-differ, and folders without a finished report, are refused.
+differ, and folders without a finished report, are refused. Folds of Table 3 (`run_demo.py --table 3`; `make
+demo-table3-seeds` runs 5 and this) get its rows and each step of the table, judged the same way.
 """
 import argparse
 import json
@@ -38,7 +39,8 @@ def main(argv=None):
     if args.output:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         with open(args.output, "w") as f:
-            f.write(f"# wild-digits benchmark: {len(args.folders)} folds of `make demo`\n\n{text}\n")
+            made = "make demo-table3" if summary["shared settings"].get("table") == 3 else "make demo"
+            f.write(f"# wild-digits benchmark: {len(args.folders)} folds of `{made}`\n\n{text}\n")
         data = os.path.splitext(args.output)[0] + ".json"
         with open(data, "w") as f:
             json.dump({k: v for k, v in summary.items() if k != "text"}, f, indent=2)

@@ -1,7 +1,8 @@
 """What a run's figures say: the comparisons the verdicts are made of (the paper's claims under its protocol, and
 what a careful reader asks next), each a paired margin of two rows' APs on one fold (a verdict needs the folds:
 ``wild_demo.summary``); the split of U^P's loss against the oracle; and the checks that make the miniature a
-valid test of the method (they are not the paper's claims)."""
+valid test of the method (they are not the paper's claims). Table 3 (``--table 3``) has its own: each step of
+the table, and the check that its larger teacher is clearly stronger."""
 from typing import NamedTuple, Optional, Tuple
 
 from .rows import ROWS
@@ -83,3 +84,37 @@ def check_miniature(*, region_oracle_auc=None, negative=None, ap=None):
     add("ceiling", gain, None if gain is None else f"AP {ap['oracle']:.1f}: {gain:+.1f} over labeled only",
         "holds" if gain is not None and gain >= 4 else "does not hold")
     return checks
+
+
+def _table3_steps(prefix, baseline, setting):
+    return (
+        Comparison(f"{setting}: + hint > {baseline[1]}", f"{prefix}_hint", (baseline[0],)),
+        Comparison(f"{setting}: + L_kdc > + hint", f"{prefix}_hint_kdc", (f"{prefix}_hint",)),
+        Comparison(f"{setting}: + L_kdr > + L_kdc", f"{prefix}_all", (f"{prefix}_hint_kdc",)),
+        Comparison(f"{setting}: + L_kdr as Eq. 15 reads > + L_kdc", f"{prefix}_eq15", (f"{prefix}_hint_kdc",)),
+        Comparison(f"{setting}: the default L_kdr > Eq. 15's", f"{prefix}_all", (f"{prefix}_eq15",)),
+        Comparison(f"{setting}: all three terms > {baseline[1]}", f"{prefix}_all", (baseline[0],)),
+    )
+
+
+# Table 3's steps: each term against the row above it, L_kdr as Eq. 15 reads against the row above it too, the
+# default L_kdr against Eq. 15's, and the three terms together against the row without distillation
+TABLE3_STEPS = (
+    *_table3_steps("large", ("baseline", "the student alone"), "(i) larger teacher"),
+    *_table3_steps("same", ("baseline", "the teacher"), "(ii) the same size"),
+)
+TABLE3_CHECKS = {
+    "stronger": "the larger teacher is clearly stronger (its AP >= 3 above the student alone's)",
+}
+
+
+def check_table3(ap=None):
+    """Table 3's check on this run's figures, as :func:`check_miniature`'s: its larger teacher must be clearly
+    stronger than the student alone, for (i) to be a distillation from a larger detector."""
+    ap = ap or {}
+    found = "large_teacher" in ap and "baseline" in ap
+    gain = printed(printed(ap["large_teacher"]) - printed(ap["baseline"])) if found else None
+    return [{"check": TABLE3_CHECKS["stronger"],
+             "measured": "not measured" if gain is None else f"AP {ap['large_teacher']:.1f}: {gain:+.1f}",
+             "value": gain,
+             "verdict": "not measured" if gain is None else "holds" if gain >= 3 else "does not hold"}]

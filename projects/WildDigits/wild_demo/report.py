@@ -1,6 +1,7 @@
 """The report: ``results.json`` and ``results.md`` from what the stages wrote (``eval_results.json``,
 ``metrics.json``, the selections measured against the pool's truth, ``prior.json``, ``diagnostics.json``,
-``negative_scenes.json``, each step's ``logs/<step>.time.json``), and nothing else."""
+``negative_scenes.json``, each step's ``logs/<step>.time.json``), and nothing else; Table 3's from its teachers'
+and students' ``eval_results.json`` and ``metrics.json`` and the step times."""
 import glob
 import json
 import os
@@ -8,8 +9,8 @@ import statistics
 
 from tabulate import tabulate
 
-from .checks import SPLIT, VERDICTS, check_miniature, margin_of
-from .rows import ROWS, VAL, row_folder, row_schedule
+from .checks import SPLIT, TABLE3_STEPS, VERDICTS, check_miniature, check_table3, margin_of
+from .rows import ROWS, TABLE3_ROWS, VAL, row_folder, row_schedule
 from .settings import STAGE_NAMES, read_json
 
 
@@ -214,6 +215,73 @@ def write_report(args, paths):
     with open(os.path.join(args.output_dir, "results.md"), "w") as f:
         f.write(f"# wild-digits benchmark, seed {args.seed}{' (--quick: toy sizes)' if args.quick else ''}\n\n"
                 f"{text}\n")
+    return text
+
+
+def table3_section(args, paths):
+    """Table 3: the larger teacher, the student alone (the benchmark's teacher) and the distilled rows, each with
+    its iterations; ``ap`` is ``{row key: AP}`` and ``iterations`` ``{row key: iterations}`` of the rows trained."""
+    headers = ["row", "iters", "AP", "AP50", "AP75", "APs", "APm"]
+    metrics = ("AP", "AP50", "AP75", "APs", "APm")
+    rows, ap, iterations = [], {}, {}
+    for row in TABLE3_ROWS:
+        out = row_folder(args, paths, row)
+        path = os.path.join(out, "eval_results.json")
+        if not os.path.isfile(path):
+            print(f"row '{row.key}' has no results yet ({path}): run the stage that trains it")
+            continue
+        found = bbox_metrics(read_json(path))
+        teacher = out in (paths.teacher, paths.large_teacher)
+        ap[row.key] = found["AP"]
+        iterations[row.key] = args.teacher_iters if teacher else row_schedule(args, row).max_iter
+        rows.append([row.label, iterations[row.key], *(found[m] for m in metrics)])
+    text = [tabulate(rows, headers=headers, tablefmt="github", floatfmt=".1f"),
+            "every row on L alone, every student from the glyph-pretrained bottom-up its teacher started from, the "
+            "same weights in every row (L_hint's gamma, L_kdc's and L_kdr's lambda); the adaptation convs map the "
+            "student's FPN channels to its teacher's"]
+    return {"headers": headers, "rows": rows, "ap": ap, "iterations": iterations, "text": text}
+
+
+def table3_margins_section(ap):
+    """Each step of Table 3 on this fold (a verdict needs the folds)."""
+    margins = _margin_rows(TABLE3_STEPS, ap)
+    text = ["the steps of this fold (AP of the first row minus the second's): a verdict needs the folds "
+            "(`make demo-table3-seeds`: 5 folds, each step's mean margin and its one-sided 95% bound)"]
+    if margins:
+        text.append(tabulate([[m["comparison"], m["rows"], m["margin"]] for m in margins],
+                             headers=["step of Table 3", "AP on this fold", "margin"], tablefmt="github",
+                             floatfmt="+.1f"))
+    return {"margins": margins, "text": text}
+
+
+def write_table3_report(args, paths):
+    """Writes Table 3's ``results.json`` and ``results.md`` to the output dir; returns the report's text: the
+    table, this fold's steps, the time (with the larger teacher's seconds per iteration against the benchmark
+    teacher's) and the check that the larger teacher is clearly stronger."""
+    table = table3_section(args, paths)
+    margins = table3_margins_section(table["ap"])
+    timing = time_section(args, paths)
+    large = seconds_per_iteration(os.path.join(paths.large_teacher, "metrics.json"))
+    per_iter = timing["time"]["teacher seconds/iteration"]
+    ratio = large / per_iter if large and per_iter else None
+    timing["time"].update({"larger teacher seconds/iteration": large, "larger teacher / teacher per iteration": ratio})
+    timing["text"].insert(1, "the larger teacher's seconds per iteration: "
+                          + ("not recorded" if large is None else f"{large:.3f}")
+                          + ("" if ratio is None else f", {ratio:.2f}x the benchmark teacher's"))
+    checks = check_table3(table["ap"])
+    checks_text = tabulate([[c["check"], c["measured"], c["verdict"]] for c in checks],
+                           headers=["what makes Table 3's (i) a distillation from a larger teacher", "measured", ""],
+                           tablefmt="github")
+    sections = (table, margins, timing, {"checks": checks, "text": [checks_text]})
+    text = "\n\n".join(line for s in sections for line in s["text"])
+    results = {"settings": vars(args)}
+    for section in sections:
+        results.update({k: v for k, v in section.items() if k != "text"})
+    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    with open(os.path.join(args.output_dir, "results.md"), "w") as f:
+        f.write(f"# wild-digits benchmark, Table 3, seed {args.seed}{' (--quick: toy sizes)' if args.quick else ''}"
+                f"\n\n{text}\n")
     return text
 
 

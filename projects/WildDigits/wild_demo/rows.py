@@ -1,14 +1,17 @@
-"""The experiment's rows (the paper's Table 1, plus the controls at equal compute and the oracles) and the tool
-options each training is given: the benchmark's sizes, the schedule rule's iterations, the start of each
-detector."""
+"""The experiment's rows (the paper's Table 1, plus the controls at equal compute and the oracles; and, with
+``--table 3``, the paper's Table 3: self-distillation's terms one by one, from a larger teacher and from one of the
+same size) and the tool options each training is given: the benchmark's sizes, the schedule rule's iterations,
+the start of each detector."""
 import os
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 from pudet.data.schedule import Schedule, iterations_per_epoch, student_schedule
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 CONFIGS = os.path.join(REPO, "configs", "WildDigits")
 TEACHER_YAML = os.path.join(CONFIGS, "faster_rcnn_R18_FPN_teacher.yaml")
+# Table 3's larger teacher: the benchmark's detector with a half-width ResNet-34 bottom-up
+LARGE_TEACHER_YAML = os.path.join(CONFIGS, "faster_rcnn_R34_FPN_teacher.yaml")
 STUDENT_YAML = os.path.join(CONFIGS, "student_R18_FPN_sd.yaml")
 PU_YAML = os.path.join(CONFIGS, "pu_R18_nnpu.yaml")
 PU_REGION_YAML = os.path.join(CONFIGS, "pu_R18_region.yaml")
@@ -26,6 +29,8 @@ class Row(NamedTuple):
     tau: Optional[float] = None  # the pseudo-boxes' score threshold
     distill: bool = False  # self-distillation from the teacher
     pool_iterations: bool = False  # on L alone for the iterations of a pool row: a control at equal compute
+    large_teacher: bool = False  # distilled from Table 3's larger teacher instead of the benchmark's
+    overrides: Tuple[str, ...] = ()  # config keys and values of this row (which distillation terms, which L_kdr)
 
 
 ROWS = (
@@ -43,7 +48,36 @@ ROWS = (
     Row("teacher_2x", "Labeled only at the pool rows' iterations (train-longer)", pool_iterations=True),
     Row("sd_2x", "+ Self-distillation at the pool rows' iterations", distill=True, pool_iterations=True),
 )
-ROW_KEYS = [r.key for r in ROWS]
+# Table 3's rows: the distillation terms added one by one (no weight differs between rows), and L_kdr as Eq. 15
+# reads (the nearer of the teacher's and the ground truth's deltas the target, averaged over the foreground
+# proposals) beside the default (bounded by the ground truth, averaged over the sampled proposals)
+HINT_ONLY = ("MODEL.PUDET.KDC_ON", "False", "MODEL.PUDET.KDR_ON", "False")
+HINT_KDC = ("MODEL.PUDET.KDR_ON", "False")
+EQ15 = ("MODEL.PUDET.KDR_MODE", "min", "MODEL.PUDET.KDR_NORMALIZER", "foreground")
+
+
+def _distilled_rows(prefix, setting, large):
+    terms = (("hint", "+ hint", HINT_ONLY), ("hint_kdc", "+ hint + L_kdc", HINT_KDC),
+             ("all", "+ hint + L_kdc + L_kdr", ()), ("eq15", "+ hint + L_kdc + L_kdr as Eq. 15 reads", EQ15))
+    return tuple(Row(f"{prefix}_{key}", f"{setting}: {label}", distill=True, large_teacher=large, overrides=opts)
+                 for key, label, opts in terms)
+
+
+LARGER = "(i) R18h student <- R34h teacher"
+SAME = "(ii) R18h <- R18h (the same size)"
+TABLE3_ROWS = (
+    Row("large_teacher", f"{LARGER}: the R34h teacher"),
+    Row("baseline", f"{LARGER}: the R18h student alone (baseline) = (ii)'s teacher"),
+    *_distilled_rows("large", LARGER, True),
+    *_distilled_rows("same", SAME, False),
+)
+TABLES = {1: ROWS, 3: TABLE3_ROWS}
+
+
+def table_rows(args):
+    """The rows of the table the run makes (``--table``)."""
+    return TABLES[args.table]
+
 # SOLVER.IMS_PER_BATCH of the benchmark's detectors (configs/WildDigits/Base-WildDigits.yaml), and with --quick
 IMS_PER_BATCH = 8
 QUICK_IMS_PER_BATCH = 2
@@ -119,22 +153,32 @@ def teacher_is_baseline(args) -> bool:
 
 
 def row_folder(args, paths, row) -> str:
-    """Where ``row``'s training writes (the teacher's folder for a labeled-only row that is the teacher)."""
+    """Where ``row``'s training writes (the teacher's folder for a labeled-only row that is the teacher, the larger
+    teacher's for its row)."""
     if row.key == "baseline" and teacher_is_baseline(args):
         return paths.teacher
+    if row.key == "large_teacher":
+        return paths.large_teacher
     return os.path.join(paths.students, row.key)
 
 
-def teacher_args(args, out, iters):
-    """``train_net.py``'s arguments for a teacher of ``iters`` iterations trained into ``out``."""
-    return ["--resume", "--config-file", TEACHER_YAML, *benchmark_opts(args), *pretrain_opts(args),
+def teacher_args(args, out, iters, config=TEACHER_YAML):
+    """``train_net.py``'s arguments for a teacher of ``iters`` iterations trained into ``out`` (``config``: the
+    benchmark's teacher, or Table 3's larger one)."""
+    return ["--resume", "--config-file", config, *benchmark_opts(args), *pretrain_opts(args),
             *schedule(iters, args.teacher_lr), *detector_opts(args), "DATASETS.TEST", f"('{VAL}',)", "OUTPUT_DIR", out]
 
 
-def student_args(args, row, teacher, labels, out):
+def student_args(args, row, teacher, labels, out, large_teacher=None):
     """``train_net.py``'s arguments for ``row``'s student (``teacher``: the teacher's checkpoint; ``labels``: the
-    folder of the pseudo-label folders) trained into ``out``."""
-    extra = ["MODEL.PUDET.TEACHER_WEIGHTS", teacher] if row.distill else []
+    folder of the pseudo-label folders; ``large_teacher``: the output folder of Table 3's larger teacher, whose
+    ``config.yaml`` is the config it was trained with) trained into ``out``."""
+    extra = []
+    if row.large_teacher:
+        extra += ["MODEL.PUDET.TEACHER_CONFIG", os.path.join(large_teacher, "config.yaml"),
+                  "MODEL.PUDET.TEACHER_WEIGHTS", os.path.join(large_teacher, "model_final.pth")]
+    elif row.distill:
+        extra += ["MODEL.PUDET.TEACHER_WEIGHTS", teacher]
     if row.selection is not None:
         extra += ["DATASETS.TRAIN_PSEUDO", f"('{os.path.join(labels, row.selection, 'pseudo_labels.json')}',)",
                   "DATASETS.PSEUDO_SCORE_THRESH", str(row.tau)]
@@ -143,5 +187,5 @@ def student_args(args, row, teacher, labels, out):
     plan = row_schedule(args, row)
     return ["--resume", "--config-file", STUDENT_YAML if row.distill else TEACHER_YAML, *benchmark_opts(args),
             *schedule(plan.max_iter, args.student_lr, plan.steps, min(100, args.student_iters // 5)),
-            *detector_opts(args), *student_start_opts(args, teacher), *extra,
+            *detector_opts(args), *student_start_opts(args, teacher), *extra, *row.overrides,
             "DATASETS.TEST", f"('{VAL}',)", "OUTPUT_DIR", out]

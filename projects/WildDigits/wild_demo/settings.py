@@ -7,10 +7,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .rows import ROW_KEYS
+from .rows import TABLES
 
-# the stages in the order they run (pudet's tools do the work of each: wild_demo.stages)
-STAGE_NAMES = ("teacher", "pu", "select", "label", "students", "report")
+# the stages of each table (--table) in the order they run (pudet's tools do the work of each: wild_demo.stages):
+# Table 1 the whole pipeline, Table 3 the two teachers and the distilled students on L alone
+TABLE_STAGES = {1: ("teacher", "pu", "select", "label", "students", "report"),
+                3: ("teacher", "large_teacher", "students", "report")}
+STAGE_NAMES = ("teacher", "large_teacher", "pu", "select", "label", "students", "report")
 # the sizes and schedules of the real miniature, and of --quick (a smoke test of every stage; from scratch at
 # lr 0.04 a teacher needs the 100-iteration warmup that only 500+ iterations give it, so the toy teacher
 # trains at a lower lr)
@@ -23,11 +26,14 @@ QUICK = {"num_labeled": 40, "num_pool": 160, "num_val": 20, "pretrain_iters": 20
 # steps, so it would mix two runs)
 SETTINGS = ("seed", "num_labeled", "num_pool", "num_val", "pos_fraction", "pretrain_iters", "teacher_iters",
             "teacher_lr", "pu_iters", "student_iters", "student_lr", "student_start", "known_classes", "quick",
-            "schedule_rule")
+            "schedule_rule", "table")
 # how the rows' iterations are set (not an option): a run of another rule holds rows of other lengths
 SCHEDULE_RULE = "the teacher's epochs of 2 * max(n_l, K) images"
 # the value a setting had in runs made before it existed (their settings.json lacks it)
-SETTINGS_BEFORE = {"pretrain_iters": 0, "student_start": "teacher", "schedule_rule": "the teacher's iterations"}
+SETTINGS_BEFORE = {"pretrain_iters": 0, "student_start": "teacher", "schedule_rule": "the teacher's iterations",
+                   "table": 1}
+# the default output dirs of each table, and with --quick
+OUTPUT_DIRS = {1: ("output/demo", "output/demo_quick"), 3: ("output/demo_table3", "output/demo_table3_quick")}
 
 
 def parse_args(argv=None, description=None):
@@ -41,9 +47,15 @@ def parse_args(argv=None, description=None):
         name = flag[2:].replace("-", "_")
         add(flag, type=kind, default=None, help=f"{help} (default: {DEFAULTS[name]}; with --quick: {QUICK[name]})")
 
+    add("--table", type=int, choices=sorted(TABLES), default=1,
+        help="the paper's table to make: 1, Algorithm 1 and the data rows; 3, self-distillation's terms one by one "
+             "on L alone, from a larger teacher and from one of the same size (default: %(default)s)")
     add("--output-dir", default=None,
-        help="where every stage writes (default: output/demo; with --quick: output/demo_quick)")
-    add("--stage", choices=STAGE_NAMES, default=None, help="run this stage only (default: all, in order)")
+        help="where every stage writes (default: output/demo, output/demo_table3 with --table 3; with --quick: "
+             "output/demo_quick, output/demo_table3_quick)")
+    add("--stage", choices=STAGE_NAMES, default=None,
+        help="run this stage only (default: all, in order); Table 1's: " + ", ".join(TABLE_STAGES[1])
+             + "; Table 3's: " + ", ".join(TABLE_STAGES[3]))
     add("--dry-run", action="store_true",
         help="print the tool commands the run would run, in order, and run nothing (finished steps are left out)")
     add("--quick", action="store_true",
@@ -61,9 +73,10 @@ def parse_args(argv=None, description=None):
     sized("--teacher-iters", int, "teacher iterations")
     sized("--teacher-lr", float, "teacher lr")
     sized("--pu-iters", int, "PU classifier iterations")
-    add("--rows", default=",".join(ROW_KEYS),
+    add("--rows", default=None,
         help="comma-separated rows the students stage trains, e.g. to train rows in parallel processes on a GPU "
-             "machine (default: all: %(default)s)")
+             "machine (default: all the table's; Table 1's: " + ",".join(r.key for r in TABLES[1])
+             + "; Table 3's: " + ",".join(r.key for r in TABLES[3]) + ")")
     add("--device", default="auto",
         help="MODEL.DEVICE of every tool: auto (cuda where torch sees a GPU, else cpu), cpu or cuda "
              "(default: %(default)s)")
@@ -87,12 +100,19 @@ def parse_args(argv=None, description=None):
     args.student_lr = args.teacher_lr if args.student_lr is None else args.student_lr
     args.schedule_rule = SCHEDULE_RULE
     if args.output_dir is None:
-        args.output_dir = "output/demo_quick" if args.quick else "output/demo"
+        args.output_dir = OUTPUT_DIRS[args.table][args.quick]
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
-    unknown = set(args.rows.split(",")) - set(ROW_KEYS)
+    keys = [r.key for r in TABLES[args.table]]
+    args.rows = ",".join(keys) if args.rows is None else args.rows
+    unknown = set(args.rows.split(",")) - set(keys)
     if unknown:
-        parser.error(f"--rows: unknown rows {sorted(unknown)}; rows are {ROW_KEYS}")
+        parser.error(f"--rows: unknown rows {sorted(unknown)}; Table {args.table}'s rows are {keys}")
+    if args.stage is not None and args.stage not in TABLE_STAGES[args.table]:
+        parser.error(f"--stage {args.stage}: Table {args.table}'s stages are {', '.join(TABLE_STAGES[args.table])}")
+    if args.table == 3 and args.student_start != "pretrained":
+        parser.error("--table 3 trains every student from where its teachers started (--student-start pretrained): "
+                     "the larger teacher's weights do not fit the student")
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     return args
@@ -132,6 +152,7 @@ class Paths:
     select: str  # its selection
     pu_region: str  # the region head
     select_region: str  # its selection: U^P
+    large_teacher: str  # Table 3's larger teacher
     labels: str  # one folder of pseudo-labels per selection (pool, pu, random, confidence, oracle, oracle_selection)
     select_confidence: str  # U^C
     pool_truth: str  # against the pool's hidden truth: the selections, the teacher's boxes on its negative scenes
@@ -143,7 +164,8 @@ class Paths:
         def under(*names):
             return os.path.join(output_dir, *names)
 
-        return cls(output_dir=output_dir, teacher=under("teacher"), pu=under("pu"),
+        return cls(output_dir=output_dir, teacher=under("teacher"), large_teacher=under("large_teacher"),
+                   pu=under("pu"),
                    select=under("pu", "select"), pu_region=under("pu_region"),
                    select_region=under("pu_region", "select"), labels=under("labels"),
                    select_confidence=under("labels", "select_confidence"), pool_truth=under("pool_truth"),

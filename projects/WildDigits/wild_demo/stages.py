@@ -5,12 +5,12 @@ import functools
 import os
 import shutil
 
-from .report import write_report
+from .report import write_report, write_table3_report
 from .rows import (
+    LARGE_TEACHER_YAML,
     POOL,
     PU_REGION_YAML,
     PU_YAML,
-    ROWS,
     TEACHER_YAML,
     benchmark_opts,
     pool_size,
@@ -18,6 +18,7 @@ from .rows import (
     row_schedule,
     schedule,
     student_args,
+    table_rows,
     teacher_args,
 )
 
@@ -31,6 +32,14 @@ def _weights(out):
 def stage_teacher(args, paths, runner):
     runner.step("teacher", os.path.join(paths.teacher, "eval_results.json"), "train_net.py",
                 *teacher_args(args, paths.teacher, args.teacher_iters))
+
+
+def stage_large_teacher(args, paths, runner):
+    """Table 3's larger teacher, trained as the benchmark's teacher is (from its own architecture's glyph-pretrained
+    bottom-up, built once and cached beside the benchmark), after it: its seconds per iteration against the
+    benchmark teacher's, each measured alone, is its cost."""
+    runner.step("large_teacher", os.path.join(paths.large_teacher, "eval_results.json"), "train_net.py",
+                *teacher_args(args, paths.large_teacher, args.teacher_iters, config=LARGE_TEACHER_YAML))
 
 
 def stage_pu(args, paths, runner):
@@ -105,22 +114,23 @@ def stage_label(args, paths, runner):
 
 def training_cost(args, row) -> int:
     """A row's training in plain iterations (a distilled one costs about two: the teacher's forward and the box
-    head on its proposals), to start the longest trainings first."""
-    return row_schedule(args, row).max_iter * (2 if row.distill else 1)
+    head on its proposals), to start the longest trainings first (Table 3's rows are all as long: its larger
+    teacher's first)."""
+    return row_schedule(args, row).max_iter * (2 if row.distill else 1) + (1 if row.large_teacher else 0)
 
 
 def _train_student(args, paths, row, runner):
     out = row_folder(args, paths, row)
-    if out == paths.teacher:  # the labeled-only row is the teacher, trained by the teacher stage
+    if out in (paths.teacher, paths.large_teacher):  # a teacher's row: trained by its teacher stage
         return
     runner.step(f"student_{row.key}", os.path.join(out, "eval_results.json"), "train_net.py",
-                *student_args(args, row, _weights(paths.teacher), paths.labels, out))
+                *student_args(args, row, _weights(paths.teacher), paths.labels, out, paths.large_teacher))
 
 
 def stage_students(args, paths, runner):
     chosen = set(args.rows.split(","))
     # the longest trainings first, so that none runs alone at the end
-    trained = sorted((row for row in ROWS if row.key in chosen), key=lambda row: -training_cost(args, row))
+    trained = sorted((row for row in table_rows(args) if row.key in chosen), key=lambda row: -training_cost(args, row))
     runner.in_parallel(*(functools.partial(_train_student, args, paths, row) for row in trained))
 
 
@@ -140,6 +150,16 @@ def stage_report(args, paths, runner):
     print(f"\n{write_report(args, paths)}\n")
 
 
-# the stages in the order they run
-STAGES = {"teacher": stage_teacher, "pu": stage_pu, "select": stage_select, "label": stage_label,
-          "students": stage_students, "report": stage_report}
+def stage_table3_report(args, paths, runner):
+    """Table 3's results.json / results.md (printed)."""
+    if not runner.dry_run:
+        print(f"\n{write_table3_report(args, paths)}\n")
+
+
+# each table's stages (settings.TABLE_STAGES), in the order they run
+STAGES = {
+    1: {"teacher": stage_teacher, "pu": stage_pu, "select": stage_select, "label": stage_label,
+        "students": stage_students, "report": stage_report},
+    3: {"teacher": stage_teacher, "large_teacher": stage_large_teacher, "students": stage_students,
+        "report": stage_table3_report},
+}

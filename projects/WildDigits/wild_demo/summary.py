@@ -2,7 +2,8 @@
 wrote: a column per run, labelled by the settings that differ between the runs; every row's AP with its mean and
 standard deviation over the folds; each verdict's paired margin on every fold, its mean and its one-sided 95%
 lower bound from the t distribution (:func:`margin_statistics`, :func:`verdict`; reusable with other rows and
-comparisons); the miniature's checks on each run and over all of them; each run's time."""
+comparisons); the miniature's checks on each run and over all of them; each run's time. Folds of Table 3
+(``--table 3``) get its rows and its steps, judged the same way."""
 import json
 import math
 import os
@@ -11,8 +12,8 @@ import statistics
 from scipy.stats import t as student_t
 from tabulate import tabulate
 
-from .checks import SPLIT, VERDICTS, margin_of
-from .rows import ROWS
+from .checks import SPLIT, TABLE3_STEPS, VERDICTS, margin_of
+from .rows import TABLES
 from .settings import SETTINGS, SETTINGS_BEFORE, parse_args
 
 # settings that say how or where a run ran, not what it measured: never a column label
@@ -154,9 +155,9 @@ def run_aps(runs):
     return aps
 
 
-def ap_section(labels, runs, aps):
-    keys = [r.key for r in ROWS if r.key in aps[0]]
-    by_key = {r.key: r for r in ROWS}
+def ap_section(labels, runs, aps, rows):
+    keys = [r.key for r in rows if r.key in aps[0]]
+    by_key = {r.key: r for r in rows}
     stats = row_statistics(aps, keys)
     iterations = runs[0][1].get("iterations", {})
     table = [[by_key[s["row"]].label, _fmt(by_key[s["row"]].tau, "g") if by_key[s["row"]].tau else "-",
@@ -173,15 +174,25 @@ def _judged_table(judged, labels, title):
                     disable_numparse=True)
 
 
+def _rule(n):
+    return (f"margin: AP of the first row minus the second's on each fold; the bound: mean - t_0.95,n-1 * s / "
+            f"sqrt(n) over the n = {n} folds; holds: the bound is above 0; reversed: the opposite margin's "
+            "bound is above 0; else undecided")
+
+
 def verdicts_section(labels, aps):
     """Each verdict and each part of the split of U^P's loss against the oracle, over the folds."""
     verdicts, split = judge(VERDICTS, aps), judge(SPLIT, aps)
-    rule = (f"margin: AP of the first row minus the second's on each fold; the bound: mean - t_0.95,n-1 * s / "
-            f"sqrt(n) over the n = {len(aps)} folds; holds: the bound is above 0; reversed: the opposite margin's "
-            "bound is above 0; else undecided")
     return {"verdicts": verdicts, "split": split,
-            "text": [rule, _judged_table(verdicts, labels, "verdict (margin per fold)"),
+            "text": [_rule(len(aps)), _judged_table(verdicts, labels, "verdict (margin per fold)"),
                      _judged_table(split, labels, "U^P's loss against the oracle, split (margin per fold)")]}
+
+
+def table3_steps_section(labels, aps):
+    """Each step of Table 3 over the folds, judged as the verdicts are."""
+    steps = judge(TABLE3_STEPS, aps)
+    return {"verdicts": steps,
+            "text": [_rule(len(aps)), _judged_table(steps, labels, "step of Table 3 (margin per fold)")]}
 
 
 def checks_section(labels, runs):
@@ -218,6 +229,9 @@ def time_section(labels, runs):
     table = [["time of every step (min)", *map(_fmt, total)],
              ["the teacher's seconds per iteration (the machine's yardstick)", *(_fmt(s, ".3f") for s in per_iter)],
              ["time in teacher iterations (wall seconds / yardstick)", *(_fmt(i, ".0f") for i in iterations)]]
+    larger = [t.get("larger teacher / teacher per iteration") for t in times]
+    if any(r is not None for r in larger):  # Table 3's
+        table.append(["the larger teacher's seconds per iteration / the teacher's", *(_fmt(r, ".2f") for r in larger)])
     return {"time": [{"minutes": a, "teacher seconds/iteration": b, "teacher iterations": c}
                      for a, b, c in zip(total, per_iter, iterations)],
             "text": [tabulate(table, headers=["time", *labels], tablefmt="github", disable_numparse=True)]}
@@ -227,12 +241,15 @@ def summarize(runs):
     """The summary of ``runs`` (``[(name, results)]``, ``results`` as a run's ``results.json``; one run a fold): a
     dict of the runs' labels and shared settings, the tables' data (``ap``: each row's mean ± std; ``verdicts``
     and ``split``: the margins with their statistics and verdict words; ``checks``; ``time``) and ``text`` (the
-    lines to print). Runs whose rows differ stop it, naming the rows."""
+    lines to print). Runs whose rows differ stop it, naming the rows. Folds of Table 3 get its rows and, as
+    ``verdicts``, its steps."""
     labels, shared = run_labels([results["settings"] for _, results in runs])
     aps = run_aps(runs)
     summary = {"runs": [{"folder": name, "label": label} for (name, _), label in zip(runs, labels)],
                "shared settings": shared}
-    sections = [ap_section(labels, runs, aps), verdicts_section(labels, aps), checks_section(labels, runs),
+    table = runs[0][1]["settings"].get("table", 1)
+    judged = table3_steps_section(labels, aps) if table == 3 else verdicts_section(labels, aps)
+    sections = [ap_section(labels, runs, aps, TABLES[table]), judged, checks_section(labels, runs),
                 time_section(labels, runs)]
     runs_line = "runs: " + "; ".join(f"{label}: {name}" for (name, _), label in zip(runs, labels))
     shared_line = "settings of every run: " + ", ".join(_setting_text(n, v) for n, v in shared.items())

@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 import torch
-from scipy.stats import beta
 from detectron2.modeling import GeneralizedRCNN
 from detectron2.structures import Boxes, BoxMode
+from scipy.stats import beta
 
 from pudet.config import check_choices, get_pudet_cfg
 from pudet.data import register_datasets

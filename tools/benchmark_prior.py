@@ -104,9 +104,10 @@ def tables(cells) -> str:
     rows, ranking = [], []
     for fraction, group in sorted(by_fraction.items()):
         error = [c["estimate"] - c["true"] for c in group]
+        width = np.mean([c["interval"][1] - c["interval"][0] for c in group])
         rows.append([fraction, len(group), _mean_std([c["true"] for c in group]),
                      _mean_std([c["estimate"] for c in group]), f"{np.mean(error):+.3f}",
-                     f"{np.mean(np.abs(error)):.3f}", f"{np.mean([c['interval'][1] - c['interval'][0] for c in group]):.3f}",
+                     f"{np.mean(np.abs(error)):.3f}", f"{width:.3f}",
                      f"{sum(c['covered'] for c in group)} / {len(group)}", _mean_std([c["elkan-noto"] for c in group])])
         ranking.append([fraction] + [f"{np.mean([c[k] for c in group]):.1f}" for k in (
             "AUC true prior", "AUC estimated prior", "P@K true prior", "P@K estimated prior")])

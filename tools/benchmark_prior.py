@@ -10,7 +10,8 @@ teacher, is the same at every pi_p), a cell runs ``purify_net.py train`` with th
 (``PU.PRIOR -1``) into ``<output-dir>/s<seed>_p<pi_p>`` (skipped when it has finished there), then reads its
 ``prior.json`` (the estimate, its interval, Elkan-Noto) and measures against the pool's hidden truth the head
 trained with the estimate (the run's ``model_final.pth``) and one trained on the same bags with the true prior:
-the pool AUC and precision@K (K = n_l) of each. Each cell is kept in ``cell.json`` beside the run; the tables are
+the pool AUC and precision@K (K = n_l) of each; and the image head's estimates (BBE, Elkan-Noto on its pooled
+features). Each cell is kept in ``cell.json`` beside the run; the tables are
 over seeds: the estimate's mean and standard deviation, its mean error and mean absolute error, how often the
 interval holds the truth, and the AUC and precision@K with the true and the estimated prior.
 
@@ -32,14 +33,17 @@ from tabulate import tabulate
 
 from pudet.config import get_pudet_cfg
 from pudet.data import register_datasets
+from pudet.engine.trainers import PUTrainer
 from pudet.evaluation.pool_truth import load_pool_truth, positive_images
 from pudet.evaluation.ranking import ranking_metrics
 from pudet.modeling.region_pu import load_region_head, score_bags, train_region_head
 from pudet.purification.bags import dataset_bags, positive_bags
+from pudet.purification.prior import estimate_prior_from_splits
 from pudet.purification.region_head import build_region_extractor, head_schedule, split_bags
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 CONFIG = os.path.join(REPO, "configs", "WildDigits", "pu_R18_region.yaml")
+IMAGE_CONFIG = os.path.join(REPO, "configs", "WildDigits", "pu_R18_nnpu.yaml")
 
 
 def benchmark_opts(seed: int, pos_fraction: float, args) -> list:
@@ -80,10 +84,13 @@ def run_cell(seed: int, pos_fraction: float, args) -> dict:
     k = args.num_labeled
     ranks = {name: ranking_metrics(score_bags(head, pool)[0], positive, k)
              for name, head in (("true", true_head), ("estimated", estimated_head))}
+    image_cfg = get_pudet_cfg(IMAGE_CONFIG, opts[:-2])
+    image = estimate_prior_from_splits(image_cfg, PUTrainer.build_model(image_cfg))
     low, high = prior["interval"]
     cell = {"seed": seed, "pos_fraction": pos_fraction, "true": true_prior, "estimate": prior["prior"],
             "estimator": prior["estimator"], "interval": [low, high], "interval_level": prior["interval_level"],
             "covered": bool(low <= true_prior <= high), "elkan-noto": prior["elkan-noto"],
+            "image head bbe": image["bbe"], "image head elkan-noto": image["elkan-noto"],
             "AUC true prior": 100 * ranks["true"]["AUC"], "AUC estimated prior": 100 * ranks["estimated"]["AUC"],
             "P@K true prior": 100 * ranks["true"]["precision@K"],
             "P@K estimated prior": 100 * ranks["estimated"]["precision@K"],
@@ -105,17 +112,19 @@ def tables(cells) -> str:
     for fraction, group in sorted(by_fraction.items()):
         error = [c["estimate"] - c["true"] for c in group]
         width = np.mean([c["interval"][1] - c["interval"][0] for c in group])
+        image = [_mean_std([c[f"image head {k}"] for c in group]) for k in ("bbe", "elkan-noto")]
         rows.append([fraction, len(group), _mean_std([c["true"] for c in group]),
                      _mean_std([c["estimate"] for c in group]), f"{np.mean(error):+.3f}",
                      f"{np.mean(np.abs(error)):.3f}", f"{width:.3f}",
-                     f"{sum(c['covered'] for c in group)} / {len(group)}", _mean_std([c["elkan-noto"] for c in group])])
+                     f"{sum(c['covered'] for c in group)} / {len(group)}",
+                     _mean_std([c["elkan-noto"] for c in group]), *image])
         ranking.append([fraction] + [f"{np.mean([c[k] for c in group]):.1f}" for k in (
             "AUC true prior", "AUC estimated prior", "P@K true prior", "P@K estimated prior")])
     level = cells[0]["interval_level"]
     return "\n\n".join([
         tabulate(rows, headers=["pi_p (pos-fraction)", "seeds", "true pi_p", f"{cells[0]['estimator']} estimate",
                                 "error", "abs error", f"{100 * level:g}% interval width", "interval holds truth",
-                                "Elkan-Noto"], tablefmt="github"),
+                                "Elkan-Noto", "image head: BBE", "image head: Elkan-Noto"], tablefmt="github"),
         tabulate(ranking, headers=["pi_p", "AUC, true prior", "AUC, estimated", "precision@K, true prior",
                                    "precision@K, estimated"], tablefmt="github"),
         tabulate([[c["seed"], c["pos_fraction"], f"{c['true']:.3f}", f"{c['estimate']:.3f}",

@@ -33,6 +33,7 @@ from tabulate import tabulate
 
 from pudet.config import get_pudet_cfg
 from pudet.data import register_datasets
+from pudet.data.build import register_pu_splits
 from pudet.engine.trainers import PUTrainer
 from pudet.evaluation.pool_truth import load_pool_truth, positive_images
 from pudet.evaluation.ranking import ranking_metrics
@@ -85,6 +86,7 @@ def run_cell(seed: int, pos_fraction: float, args) -> dict:
     ranks = {name: ranking_metrics(score_bags(head, pool)[0], positive, k)
              for name, head in (("true", true_head), ("estimated", estimated_head))}
     image_cfg = get_pudet_cfg(IMAGE_CONFIG, opts[:-2])
+    register_pu_splits(image_cfg)
     image = estimate_prior_from_splits(image_cfg, PUTrainer.build_model(image_cfg))
     low, high = prior["interval"]
     cell = {"seed": seed, "pos_fraction": pos_fraction, "true": true_prior, "estimate": prior["prior"],

@@ -146,7 +146,20 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output-dir", default="output/benchmark_prior")
     args = parser.parse_args(argv)
-    cells = [run_cell(seed, fraction, args) for seed in args.seeds for fraction in args.pos_fractions]
+    if len(args.seeds) == 1 and len(args.pos_fractions) == 1:
+        cells = [run_cell(args.seeds[0], args.pos_fractions[0], args)]
+    else:  # a process per cell: detectron2's catalog holds one benchmark spec per name
+        cells = []
+        for seed in args.seeds:
+            for fraction in args.pos_fractions:
+                cell_file = os.path.join(args.output_dir, f"s{seed}_p{fraction:g}", "cell.json")
+                if not os.path.isfile(cell_file):
+                    subprocess.run([sys.executable, __file__, "--teacher", args.teacher, "--seeds", str(seed),
+                                    "--pos-fractions", f"{fraction:g}", "--num-labeled", str(args.num_labeled),
+                                    "--num-pool", str(args.num_pool), "--device", args.device,
+                                    "--output-dir", args.output_dir], check=True)
+                with open(cell_file) as f:
+                    cells.append(json.load(f))
     print(tables(cells))
 
 

@@ -104,6 +104,12 @@ def _add_pu_config(cfg):
     _C.PU.PRIOR_ESTIMATOR = "bbe"
     # unlabeled images sampled to estimate the prior when PU.PRIOR = -1
     _C.PU.PRIOR_SAMPLES = 4000
+    # the estimate's interval (region head): the central PRIOR_INTERVAL_LEVEL of the estimator over
+    # PRIOR_INTERVAL_RESAMPLES bootstrap resamples of the held-out scores, spread over the cross-fits; an
+    # interval wider than PRIOR_INTERVAL_WARN is logged as a warning that suggests setting PU.PRIOR by hand
+    _C.PU.PRIOR_INTERVAL_LEVEL = 0.9
+    _C.PU.PRIOR_INTERVAL_RESAMPLES = 200
+    _C.PU.PRIOR_INTERVAL_WARN = 0.1
     # nnPU: the defitting step triggers when R_u^- - pi_p R_p^- < -BETA; GAMMA scales that step
     _C.PU.BETA = 0.0
     _C.PU.GAMMA = 1.0

@@ -397,7 +397,8 @@ def test_report_reads_the_stages_summaries(tiny_benchmark, tmp_path, capsys):
     write(os.path.join(p.pool_truth, "select_region", "selection.json"),
           {**ranking, "pool positive fraction": 0.25, "comparison": comparison})
     write(os.path.join(p.pool_truth, "select_confidence", "selection.json"), {**ranking, "AUC": 0.7})
-    write(os.path.join(p.pu_region, "prior.json"), {"prior": 0.248, "estimator": "bbe", "elkan-noto": 0.52})
+    write(os.path.join(p.pu_region, "prior.json"), {"prior": 0.248, "estimator": "bbe", "elkan-noto": 0.52,
+                                                    "interval": [0.21, 0.262], "interval_level": 0.9})
     write(os.path.join(p.pu, "prior.json"), {"prior": 0.6, "estimator": "bbe"})
     with open(os.path.join(p.teacher, "metrics.json"), "w") as f:
         f.write("".join(json.dumps({"iteration": i, "time": t}) + "\n" for i, t in ((19, 0.3), (39, 0.5), (59, 0.2))))
@@ -456,7 +457,9 @@ def test_report_reads_the_stages_summaries(tiny_benchmark, tmp_path, capsys):
     assert times["untimed steps"] == []
     assert times["total in teacher iterations"] == pytest.approx(times["total"] / 0.3)
     out = capsys.readouterr().out
-    assert "estimated 0.248 (bbe on the region head's out-of-fold scores; Elkan-Noto there 0.520)" in out
+    assert ("estimated 0.248, 90% interval [0.210, 0.262] (bbe on the region head's out-of-fold scores; Elkan-Noto "
+            "there 0.520). The image head trained with 0.600 (bbe on its pooled features, whose head ranks the pool at "
+            "AUC 56.0): an upper bound on pi_p, not an estimate of it") in out
     assert ("the teacher on the pool's 1500 negative scenes: 0.42 boxes/img above 0.5 (digit 0 0.20, digit 1 0.22); "
             "31.0% of them hold at least one") in out
     assert re.search(r"\| U\^P > SD at equal iterations, tau 0.5 +\| pu_0.5 42.5 vs sd_2x 42.8 +\| +-0.2 \|", out)

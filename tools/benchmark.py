@@ -29,7 +29,8 @@ are measurements, never timed tests).
 
 select, label and distill take --device (default cpu; cuda on a GPU). tools/gpu_check.sh runs them on a GPU.
 
-COCO evaluation's implementations are compared by tools/benchmark_coco_eval.py, the COCO + ImageNet recipe's
+The class prior's estimate against the truth at several pi_p is tools/benchmark_prior.py; COCO evaluation's
+implementations are compared by tools/benchmark_coco_eval.py, the COCO + ImageNet recipe's
 per-image costs measured by projects/COCO-ImageNet/measure_costs.py.
 """
 import argparse

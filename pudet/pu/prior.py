@@ -7,10 +7,16 @@ unlabeled ones, on samples it was not trained on:
   modern approach"), the default (``PU.PRIOR_ESTIMATOR: bbe``): needs only the scores' order. With q_p(c) and
   q_u(c) the fractions of held-out positive and unlabeled scores at or above c, q_u(c) = pi_p q_p(c) +
   (1 - pi_p) q_n(c) >= pi_p q_p(c), with equality on a "top bin" where no negative scores; BBE takes the c
-  minimising q_u(c) / q_p(c) plus a confidence term that keeps the bin from being too small, and returns
-  pi_p = q_u(c) / q_p(c). Its assumption (some top bin holds almost only positives) is much weaker than
-  Elkan-Noto's.
+  minimising an upper confidence bound of q_u(c) / q_p(c) and returns pi_p = q_u(c) / q_p(c). Its assumption
+  (some top bin holds almost only positives) is much weaker than Elkan-Noto's. The paper bounds both fractions
+  with one Dvoretzky-Kiefer-Wolfowitz term, sqrt(log(4 / delta) / 2n), the same at every c; that term is the
+  spread of a fraction near 1/2 and much wider than that of the small fractions of a top bin, so with a few
+  hundred held-out positives it outweighs the ratio and makes BBE prefer large bins, which hold negatives, and
+  overestimate small priors. pudet bounds each count by its exact binomial (Clopper-Pearson) limit at the
+  paper's delta / 4 per side (:func:`bbe_prior`), which is as wide as the data make it at each c.
 * Elkan-Noto (below; ``elkan-noto``): needs calibrated probabilities.
+
+Both are points; :func:`bootstrap_draws` gives an interval from resamples of the held-out scores.
 
 Elkan & Noto (KDD 2008), estimator e1, for the case-control PU setting (L and U sampled
 separately). A "non-traditional" classifier h(x) = P(s = 1 | x) is fitted to tell labeled samples
@@ -30,23 +36,37 @@ as a region head trained labeled-vs-unlabeled, and reads both estimators from it
 """
 import numpy as np
 
-__all__ = ["bbe_prior", "elkan_noto_prior", "estimate_prior"]
+__all__ = ["bbe_prior", "bootstrap_draws", "elkan_noto_prior", "estimate_prior"]
 
 
-def bbe_prior(positive_scores, unlabeled_scores, *, delta: float = 0.1, gamma: float = 0.01) -> float:
+def bbe_prior(positive_scores, unlabeled_scores, *, delta: float = 0.1) -> float:
     """Best bin estimation of pi_p from held-out scores of positive (labeled) and unlabeled samples (higher =
-    more positive-like). ``delta`` and ``gamma`` are the confidence parameters of Garg et al.'s Algorithm 1.
-    Clipped to [1e-3, 1 - 1e-3]."""
+    more positive-like). A bin's bound is the upper Clopper-Pearson limit of q_u(c) over the lower one of
+    q_p(c), each at level ``delta`` / 4 (Garg et al.'s confidence parameter). Clipped to [1e-3, 1 - 1e-3]."""
+    from scipy.stats import beta
+
     p = np.sort(np.asarray(positive_scores, dtype=np.float64))[::-1]
     u = np.sort(np.asarray(unlabeled_scores, dtype=np.float64))[::-1]
     if p.size == 0 or u.size == 0:
         raise ValueError("BBE needs held-out positive and unlabeled scores")
-    # candidate thresholds: every positive score; q(c) = fraction of scores >= c
-    q_p = np.arange(1, p.size + 1) / p.size
-    q_u = np.searchsorted(-u, -p, side="right") / u.size
-    slack = np.sqrt(np.log(4 / delta) / (2 * u.size)) + np.sqrt(np.log(4 / delta) / (2 * p.size))
-    best = int(np.argmin(q_u / q_p + (1 + gamma) / q_p * slack))
-    return float(np.clip(q_u[best] / q_p[best], 1e-3, 1.0 - 1e-3))
+    # candidate thresholds: every positive score; k_p, k_u = the counts of scores >= c
+    k_p = np.arange(1, p.size + 1)
+    k_u = np.searchsorted(-u, -p, side="right")
+    upper_u = np.where(k_u < u.size, beta.ppf(1 - delta / 4, k_u + 1, u.size - k_u), 1.0)
+    lower_p = beta.ppf(delta / 4, k_p, p.size - k_p + 1)
+    best = int(np.argmin(upper_u / np.maximum(lower_p, 1e-12)))
+    return float(np.clip(k_u[best] / u.size * p.size / k_p[best], 1e-3, 1.0 - 1e-3))
+
+
+def bootstrap_draws(estimator, positive_scores, unlabeled_scores, *, resamples: int = 200, seed: int = 0) -> np.ndarray:
+    """``estimator(positive, unlabeled)`` on ``resamples`` bootstrap resamples of the held-out scores (each side
+    drawn with replacement from a generator of ``seed``): (resamples,) estimates, whose central quantiles are
+    an interval of the estimate."""
+    p = np.asarray(positive_scores, dtype=np.float64)
+    u = np.asarray(unlabeled_scores, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    return np.asarray([estimator(p[rng.integers(p.size, size=p.size)], u[rng.integers(u.size, size=u.size)])
+                       for _ in range(resamples)])
 
 
 def elkan_noto_prior(heldout_labeled_probs, n_labeled: int, n_unlabeled: int) -> float:

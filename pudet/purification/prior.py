@@ -26,7 +26,7 @@ from ..data.mappers import PUDatasetMapper
 from ..engine.trainers import PUTrainer
 from ..evaluation import save_results
 from ..modeling.region_pu import Bags, HeadSchedule, cross_fit_scores
-from ..pu.prior import bbe_prior, elkan_noto_prior, estimate_prior
+from ..pu.prior import bbe_prior, bootstrap_draws, elkan_noto_prior, estimate_prior
 
 __all__ = ["cached_prior", "estimate_prior_from_splits", "estimate_region_prior", "pooled_features", "prior_job",
            "read_prior", "resolve_prior"]
@@ -125,21 +125,40 @@ def resolve_prior(cfg):
 
 
 def estimate_region_prior(positive: Bags, unlabeled: Bags, *, estimator: str, repeats: int,
-                          schedule: HeadSchedule) -> dict:
+                          schedule: HeadSchedule, interval_level: float = 0.9, resamples: int = 200,
+                          warn_width: float = 0.1) -> dict:
     """pi_p from out-of-fold scores of a labeled-vs-unlabeled region head (the PN risk with the samples' own
     proportion as weight, so that its sigmoid estimates P(labeled | x) for Elkan-Noto), each estimator's
-    median over ``repeats`` cross-fits of other folds and head seeds (``schedule`` with seed 0, 1, ...).
-    Returns ``{"prior", "estimator", "bbe", "elkan-noto", "bbe_repeats", "n_labeled", "n_unlabeled"}``."""
+    median over ``repeats`` cross-fits of other folds and head seeds (``schedule`` with seed 0, 1, ...), and
+    the central ``interval_level`` of ``estimator`` over ``resamples`` bootstrap resamples of the held-out
+    scores, spread evenly over the cross-fits (so the interval holds both the sampling of the scores and the
+    head's training). An interval wider than ``warn_width`` is logged as a warning.
+    Returns ``{"prior", "estimator", "interval", "interval_level", "bbe", "elkan-noto", "bbe_repeats",
+    "n_labeled", "n_unlabeled"}``."""
     n_p, n_u = len(positive), len(unlabeled)
-    runs = {"bbe": [], "elkan-noto": []}
-    for seed in range(max(1, repeats)):
+    estimators = {"bbe": bbe_prior,
+                  "elkan-noto": lambda p, u: elkan_noto_prior(1.0 / (1.0 + np.exp(-p)), p.size, u.size)}
+    runs = {name: [] for name in estimators}
+    draws = []
+    repeats = max(1, repeats)
+    for seed in range(repeats):
         p_scores, u_scores = cross_fit_scores(positive, unlabeled, risk="pn", prior=n_p / (n_p + n_u),
                                               loss="logistic", schedule=replace(schedule, seed=seed), seed=seed)
-        runs["bbe"].append(bbe_prior(p_scores, u_scores))
-        runs["elkan-noto"].append(elkan_noto_prior(1.0 / (1.0 + np.exp(-p_scores)), n_p, n_u))
+        for name, fn in estimators.items():
+            runs[name].append(fn(p_scores, u_scores))
+        draws.append(bootstrap_draws(estimators[estimator], p_scores, u_scores,
+                                     resamples=-(-resamples // repeats), seed=seed))
     estimates = {k: float(np.median(v)) for k, v in runs.items()}
-    logger.info(f"Class prior from {n_p} labeled and {n_u} unlabeled bags, median of {len(runs['bbe'])} "
-                f"cross-fits: BBE {estimates['bbe']:.4f} (each: {', '.join(f'{v:.3f}' for v in runs['bbe'])}), "
-                f"Elkan-Noto {estimates['elkan-noto']:.4f}; using {estimator}")
-    return {"prior": estimates[estimator], "estimator": estimator, **estimates, "bbe_repeats": runs["bbe"],
-            "n_labeled": n_p, "n_unlabeled": n_u}
+    low, high = (float(x) for x in np.quantile(np.concatenate(draws), [(1 - interval_level) / 2,
+                                                                        (1 + interval_level) / 2]))
+    logger.info(f"Class prior from {n_p} labeled and {n_u} unlabeled bags, median of {repeats} cross-fits: BBE "
+                f"{estimates['bbe']:.4f} (each: {', '.join(f'{v:.3f}' for v in runs['bbe'])}), Elkan-Noto "
+                f"{estimates['elkan-noto']:.4f}; using {estimator}: {estimates[estimator]:.4f}, "
+                f"{100 * interval_level:g}% interval [{low:.4f}, {high:.4f}]")
+    if high - low > warn_width:
+        logger.warning(f"The class prior's {100 * interval_level:g}% interval [{low:.3f}, {high:.3f}] is wider than "
+                       f"{warn_width:g} (PU.PRIOR_INTERVAL_WARN): the held-out scores do not pin pi_p down. If you "
+                       "know the share of positives in the pool, set PU.PRIOR to it")
+    return {"prior": estimates[estimator], "estimator": estimator, "interval": [low, high],
+            "interval_level": interval_level, **estimates, "bbe_repeats": runs["bbe"], "n_labeled": n_p,
+            "n_unlabeled": n_u}

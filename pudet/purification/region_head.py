@@ -33,7 +33,7 @@ from .bags import dataset_bags, positive_bags
 from .prior import PRIOR_FILE, cached_prior, estimate_region_prior, prior_job
 from .selection_files import default_rule, write_selection_files
 
-__all__ = ["build_region_extractor", "head_schedule", "train_region_pu", "score_pool_regions",
+__all__ = ["build_region_extractor", "head_schedule", "split_bags", "train_region_pu", "score_pool_regions",
            "select_by_region_head"]
 
 
@@ -58,6 +58,19 @@ def _split(bags: Bags, cfg, holdout: bool) -> Bags:
     return bags.subset(mask == holdout)
 
 
+def split_bags(cfg, sources: List[Bags], unlabeled: Bags):
+    """The training and held-out bags: held out are a fixed subset of L (``sources[0]``) with the crops of its
+    images (``sources[1:]``), and a fixed subset of U (``PU.HOLDOUT_FRACTION``, ``PU.HOLDOUT_MAX``). Returns
+    ``(train positive, held-out positive, train unlabeled, held-out unlabeled)``."""
+    labeled = sources[0]
+    held_l = _holdout_mask(len(labeled), cfg.PU.HOLDOUT_FRACTION, cfg.PU.HOLDOUT_MAX)
+    held_p = [held_l] + [np.isin(crops.ids // cfg.PU.REGION.CROP_VIEWS, labeled.ids[held_l]) for crops in sources[1:]]
+    held_p = np.concatenate(held_p)
+    positive = Bags.concat(sources)
+    return (positive.subset(~held_p), positive.subset(held_p), _split(unlabeled, cfg, False),
+            _split(unlabeled, cfg, True))
+
+
 def _prior(cfg, extractor, train_p: Bags, train_u: Bags, num_classes: int) -> Optional[dict]:
     """The estimate of pi_p when ``PU.PRIOR`` is -1 (kept in ``prior.json`` for this job), else None."""
     if cfg.PU.PRIOR != -1:
@@ -65,10 +78,12 @@ def _prior(cfg, extractor, train_p: Bags, train_u: Bags, num_classes: int) -> Op
     # what the estimate depends on: the image head's record, plus the regions it reads
     job = {**prior_job(cfg), "features": cfg.PU.REGION.FEATURES, "scales": list(extractor.scales),
            "topk": extractor.topk, "crop_views": cfg.PU.REGION.CROP_VIEWS, "repeats": cfg.PU.REGION.PRIOR_REPEATS,
-           "n_labeled": len(train_p), "n_unlabeled": len(train_u)}
+           "interval": [cfg.PU.PRIOR_INTERVAL_LEVEL, cfg.PU.PRIOR_INTERVAL_RESAMPLES], "n_labeled": len(train_p),
+           "n_unlabeled": len(train_u)}
     return cached_prior(os.path.join(cfg.OUTPUT_DIR, PRIOR_FILE), job, lambda: estimate_region_prior(
         train_p, train_u, estimator=cfg.PU.PRIOR_ESTIMATOR, repeats=cfg.PU.REGION.PRIOR_REPEATS,
-        schedule=head_schedule(cfg, num_classes)))
+        schedule=head_schedule(cfg, num_classes), interval_level=cfg.PU.PRIOR_INTERVAL_LEVEL,
+        resamples=cfg.PU.PRIOR_INTERVAL_RESAMPLES, warn_width=cfg.PU.PRIOR_INTERVAL_WARN))
 
 
 def train_region_pu(cfg) -> dict:
@@ -86,13 +101,7 @@ def train_region_pu(cfg) -> dict:
     unlabeled, bad_u = dataset_bags(cfg, extractor, pool_name)
     if not comm.is_main_process():
         return {}
-    # held out: a fixed subset of L with the crops of its images, and of U
-    held_l = _holdout_mask(len(labeled), cfg.PU.HOLDOUT_FRACTION, cfg.PU.HOLDOUT_MAX)
-    held_p = [held_l] + [np.isin(crops.ids // cfg.PU.REGION.CROP_VIEWS, labeled.ids[held_l]) for crops in sources[1:]]
-    held_p = np.concatenate(held_p)
-    positive = Bags.concat(sources)
-    train_p, test_p = positive.subset(~held_p), positive.subset(held_p)
-    train_u, test_u = _split(unlabeled, cfg, False), _split(unlabeled, cfg, True)
+    train_p, test_p, train_u, test_u = split_bags(cfg, sources, unlabeled)
     prior_info = _prior(cfg, extractor, train_p, train_u, num_classes)
     prior = cfg.PU.PRIOR if prior_info is None else prior_info["prior"]
     head = train_region_head(train_p, train_u, risk=cfg.PU.RISK, prior=prior, loss=cfg.PU.LOSS,

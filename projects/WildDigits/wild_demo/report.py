@@ -148,10 +148,17 @@ def truth_section(paths):
     box_rows = [[name, r["tau"], r["boxes"], r["precision"], r["recall"]]
                 for name, rows in (("as labelled", purified["taus"]), (box_purified, purified["box purified"]["taus"]))
                 for r in rows if r["tau"] in (0.5, 0.9)]
-    prior_line = (f"class prior pi_p: true {summary['pool positive fraction']:.3f}; estimated {prior['prior']:.3f} "
-                  f"({prior['estimator']} on the region head's out-of-fold scores; Elkan-Noto there "
-                  f"{prior['elkan-noto']:.3f}); {image_prior['prior']:.3f} ({image_prior['estimator']} on the image "
-                  f"head's pooled features)")
+    interval = ""
+    if "interval" in prior:
+        interval = (f", {100 * prior['interval_level']:g}% interval [{prior['interval'][0]:.3f}, "
+                    f"{prior['interval'][1]:.3f}]")
+    # BBE and Elkan-Noto bound pi_p from above, tightly only where the scores tell positives from negatives,
+    # which the image head's pooled features barely do: its value is printed as the prior it trained with
+    prior_line = (f"class prior pi_p: true {summary['pool positive fraction']:.3f}; estimated {prior['prior']:.3f}"
+                  f"{interval} ({prior['estimator']} on the region head's out-of-fold scores; Elkan-Noto there "
+                  f"{prior['elkan-noto']:.3f}). The image head trained with {image_prior['prior']:.3f} "
+                  f"({image_prior['estimator']} on its pooled features, whose head ranks the pool at AUC "
+                  f"{100 * image['AUC']:.1f}): an upper bound on pi_p, not an estimate of it")
     negative = read_optional(os.path.join(paths.pool_truth, "negative_scenes.json"))
     negative_line = "teacher's false alarms on negative pool scenes: not measured (run the label stage)"
     if negative is not None:

@@ -46,11 +46,11 @@ def copy_tests(source: str, dest: str) -> str:
     return os.path.join(dest, "tests")
 
 
-def run_tests(folder: str, junit: str, with_pudet: bool, timeout: int) -> None:
-    """pytest on ``folder/tests`` in a new process (``cwd`` = ``folder``), its results written to ``junit``."""
+def start_tests(folder: str, junit: str, with_pudet: bool) -> subprocess.Popen:
+    """Starts pytest on ``folder/tests`` in a new process (``cwd`` = ``folder``), its results written to ``junit``."""
     code = RUN.format(first="import pudet; " if with_pudet else "")
-    subprocess.run([sys.executable, "-c", code, "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir",
-                    folder, f"--junitxml={junit}", "tests"], cwd=folder, timeout=timeout, check=False)
+    return subprocess.Popen([sys.executable, "-c", code, "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                             "--rootdir", folder, f"--junitxml={junit}", "tests"], cwd=folder)
 
 
 def outcomes(junit: str) -> dict:
@@ -109,13 +109,20 @@ def main(argv=None):
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per run (default: %(default)s)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="d2tests_") as work:
-        folder = os.path.join(work, "run")
-        copy_tests(args.source, folder)
-        runs = {}
+        # the two runs side by side, each in its own copy of the tests (a test may write beside itself)
+        junits, procs = {}, {}
         for with_pudet in (False, True):
-            junit = os.path.join(work, f"junit_{int(with_pudet)}.xml")
-            run_tests(folder, junit, with_pudet, args.timeout)
-            runs[with_pudet] = outcomes(junit)
+            folder = os.path.join(work, f"run_{int(with_pudet)}")
+            copy_tests(args.source, folder)
+            junits[with_pudet] = os.path.join(work, f"junit_{int(with_pudet)}.xml")
+            procs[with_pudet] = start_tests(folder, junits[with_pudet], with_pudet)
+        try:
+            for proc in procs.values():
+                proc.wait(timeout=args.timeout)
+        finally:
+            for proc in procs.values():
+                proc.kill()
+        runs = {with_pudet: outcomes(junit) for with_pudet, junit in junits.items()}
     text = report(runs[False], runs[True])
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as f:

@@ -48,10 +48,14 @@ def test_train_estimates_prior_and_validates(trained):
 
 
 def _evaluate(selection, out, tiny_root):
-    """``tools/evaluate_pool_truth.py selection`` on the folder ``selection`` (default config: the teacher's)."""
+    """``tools/evaluate_pool_truth.py selection`` on the folder ``selection``, with the image head's config as the
+    demo passes it. Its DATASETS.TEST, the PU holdout split, is registered only by a training (here one ran in
+    this process, so the test names one that none registers): the evaluation reads the PU datasets alone."""
     tool = load_script("tools", "evaluate_pool_truth.py")
     measured = tool.main(tool.parse_args(["selection", "--selection", selection, "--output-dir",
-                                          os.path.join(out, "truth"), *tiny_opts(tiny_root)]))
+                                          os.path.join(out, "truth"), "--config-file",
+                                          os.path.join(WD_CONFIGS, "pu_R18_nnpu.yaml"), *tiny_opts(tiny_root),
+                                          "DATASETS.TEST", "('holdout_of_no_training',)"]))
     with open(os.path.join(out, "truth", "selection.json")) as f:
         assert json.load(f) == measured
     return measured

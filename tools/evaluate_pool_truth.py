@@ -52,12 +52,17 @@ from pudet.evaluation.results import selection_table
 from pudet.purification.region_head import head_schedule, score_pool_regions
 from pudet.purification.selection_files import read_scores, write_scores
 
+# the datasets each sub-command reads, which must be registered (the config may name others, e.g. a PU config's
+# DATASETS.TEST, which only its training registers)
+DATASET_KEYS = {"selection": ("PU.LABELED_DATASETS", "PU.UNLABELED_DATASETS"), "negative-scenes": (),
+                "oracle-labels": ("DATASETS.TRAIN", "PU.UNLABELED_DATASETS")}
+
 
 def _setup(args):
     def output_dir(cfg):
         cfg.OUTPUT_DIR = args.output_dir
 
-    return setup_cfg(args, TEACHER_CONFIG, edit=output_dir)
+    return setup_cfg(args, TEACHER_CONFIG, edit=output_dir, dataset_keys=DATASET_KEYS[args.command])
 
 
 def selection(args):

@@ -212,7 +212,12 @@ def write_report(args, paths):
     truth = truth_section(paths)
     timing = time_section(args, paths)
     checks = checks_section(table, truth)
-    sections = (table, margins, truth, timing, checks)
+    return write_sections(args, "wild-digits benchmark", (table, margins, truth, timing, checks))
+
+
+def write_sections(args, title, sections):
+    """Writes the report's sections to ``results.json`` (their values) and ``results.md`` (their text) in the
+    output dir; returns the text."""
     text = "\n\n".join(line for s in sections for line in s["text"])
     results = {"settings": vars(args)}
     for section in sections:
@@ -220,8 +225,7 @@ def write_report(args, paths):
     with open(os.path.join(args.output_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     with open(os.path.join(args.output_dir, "results.md"), "w") as f:
-        f.write(f"# wild-digits benchmark, seed {args.seed}{' (--quick: toy sizes)' if args.quick else ''}\n\n"
-                f"{text}\n")
+        f.write(f"# {title}, seed {args.seed}{' (--quick: toy sizes)' if args.quick else ''}\n\n{text}\n")
     return text
 
 
@@ -279,17 +283,8 @@ def write_table3_report(args, paths):
     checks_text = tabulate([[c["check"], c["measured"], c["verdict"]] for c in checks],
                            headers=["what makes Table 3's (i) a distillation from a larger teacher", "measured", ""],
                            tablefmt="github")
-    sections = (table, margins, timing, {"checks": checks, "text": [checks_text]})
-    text = "\n\n".join(line for s in sections for line in s["text"])
-    results = {"settings": vars(args)}
-    for section in sections:
-        results.update({k: v for k, v in section.items() if k != "text"})
-    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    with open(os.path.join(args.output_dir, "results.md"), "w") as f:
-        f.write(f"# wild-digits benchmark, Table 3, seed {args.seed}{' (--quick: toy sizes)' if args.quick else ''}"
-                f"\n\n{text}\n")
-    return text
+    return write_sections(args, "wild-digits benchmark, Table 3",
+                          (table, margins, timing, {"checks": checks, "text": [checks_text]}))
 
 
 def done_line(args, stages, seconds):

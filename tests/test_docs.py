@@ -126,6 +126,7 @@ def tool_options():
             "tools/submit.py": lambda: load_script("tools", "submit.py").parse_args([]),
             "tools/benchmark.py": lambda: load_script("tools", "benchmark.py").main([]),
             "tools/benchmark_coco_eval.py": lambda: load_script("tools", "benchmark_coco_eval.py").parse_args([]),
+            "tools/benchmark_prior.py": lambda: load_script("tools", "benchmark_prior.py").main([]),
             "projects/WildDigits/run_demo.py": lambda: load_script("projects", "WildDigits", "run_demo.py").main([]),
             "projects/WildDigits/summarize_runs.py":
                 lambda: load_script("projects", "WildDigits", "summarize_runs.py").main([]),
